@@ -1,0 +1,3 @@
+export * from './logger.ts';
+export * from './errors.ts';
+export * from './abort.ts';

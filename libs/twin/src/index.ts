@@ -1,0 +1,2 @@
+export * from './twin.ts';
+export * from './paths.ts';
