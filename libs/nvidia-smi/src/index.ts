@@ -4,3 +4,8 @@ export { placeholderReason } from './field-value.ts';
 export { parseInventoryXml, MAX_INVENTORY_XML_CHARS } from './parse-inventory-xml.ts';
 export { parseGpuQueryCsv, parseComputeAppsCsv, MAX_CSV_CHARS } from './parse-csv.ts';
 export { canonicalFieldName } from './csv-fields.ts';
+export * from './nvidia-smi-command.ts';
+export { classifyFailure, NoGpuFoundError, type NvidiaSmiRunOutcome } from './classify-failure.ts';
+export { runNvidiaSmi, killProcessGroup, DEFAULT_MAX_OUTPUT_BYTES, type RunNvidiaSmiOptions } from './run-nvidia-smi.ts';
+export { readInventory, readDeviceMemoryUsed, listComputeApps, type NvidiaSmiQueryOptions } from './read-inventory.ts';
+export { InventoryPoller, type InventoryPollerOptions, type InventorySnapshot } from './inventory-poller.ts';

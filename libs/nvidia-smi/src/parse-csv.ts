@@ -105,10 +105,9 @@ function readCsvTable(kind: CsvQueryKind, text: string, fields: string[] | undef
     dataRecords = records.slice(1);
   } else {
     columns = queried;
-    // Output with a header is accepted even when the caller passed the fields.
-    const first = records[0]?.map((cell) => canonicalFieldName(kind, cell));
-    if (first && first.length === queried.length && first.every((name) => queried.includes(name))) {
-      columns = first;
+    // Output with a header is read by its header even when the caller passed the fields.
+    if (records[0] && looksLikeHeader(kind, records[0], queried)) {
+      columns = records[0].map((cell) => canonicalFieldName(kind, cell));
       dataRecords = records.slice(1);
     }
   }
@@ -117,6 +116,15 @@ function readCsvTable(kind: CsvQueryKind, text: string, fields: string[] | undef
   }
 
   return { fields: columns, rows: dataRecords.map((record) => mapRecord(columns, record)) };
+}
+
+/** Field names with an optional unit, e.g. `memory.used [MiB]`; values such as GPU names have spaces. */
+const HEADER_CELL_PATTERN = /^[A-Za-z_][A-Za-z0-9_.]*(?: \[[^\]]+\])?$/;
+
+/** A first line is a header when every cell has a field name's shape and one of them is a queried field. */
+function looksLikeHeader(kind: CsvQueryKind, record: string[], queried: string[]): boolean {
+  if (!record.every((cell) => HEADER_CELL_PATTERN.test(cell))) return false;
+  return record.some((cell) => queried.includes(canonicalFieldName(kind, cell)));
 }
 
 /**

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "No devices were found"
+exit 6
