@@ -1,2 +1,3 @@
 export * from './twin.ts';
 export * from './paths.ts';
+export * from './twin-executor.ts';

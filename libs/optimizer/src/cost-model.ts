@@ -1,0 +1,300 @@
+/**
+ * The calibrated cost model: device peak memory and step time as functions
+ * of architecture and batch size, fitted from observations only.
+ *
+ * Memory: one regression across every measured point of every
+ * architecture, peak = intercept(GPU) + k1 P + k2 LC + b (p0 + p1 LC + p2 P)
+ * [+ b^2 (q0 + q1 LC)], where P is millions of parameters and LC is
+ * layers x channels / 1000. Weights and optimiser state grow with P and
+ * activations per sample with LC. Points of other GPU models enter with
+ * their own intercept column, so their laws transfer and only the CUDA
+ * context and allocator reserve (the intercept) is learnt anew. An
+ * architecture with two or more measured peaks on this GPU uses its own
+ * line; with one, the regression shifted through that point.
+ *
+ * Time: a line per architecture from its own measured steps. Step time
+ * laws do not carry over across GPUs or architectures well enough to rule
+ * anything out, so they are not regressed across either.
+ */
+import { dot, leastSquares } from './least-squares.ts';
+import type { CostModelKey, CostModelSnapshot, CrossArchitectureMemoryModel, MemoryLaw, TimeLaw } from './cost-model-snapshot.ts';
+import { COST_MODEL_VERSION, MAX_TRANSFERRED_SNAPSHOTS } from './cost-model-snapshot.ts';
+import { architectureKey, type TrialLedger, type TrialObservation } from './trial-ledger.ts';
+import type { Architecture } from './types.ts';
+
+interface MemoryPoint {
+  architecture: Architecture;
+  batchSize: number;
+  peakMiB: number;
+  /** 0 for this GPU, 1.. for each transferred GPU model. */
+  group: number;
+}
+
+/** How a prediction was made, from the most to the least certain. */
+export type LawSource = 'measured' | 'pinned' | 'regressed' | 'assumed';
+
+export interface MemoryPrediction {
+  law: MemoryLaw;
+  source: LawSource;
+}
+
+export interface MaxBatchPrediction {
+  estimate: number;
+  /** Half-width of the interval the true maximum is expected in, in samples. */
+  margin: number;
+  source: LawSource;
+}
+
+type FeatureName = 'P' | 'LC' | 'b' | 'b*LC' | 'b*P' | 'b^2' | 'b^2*LC';
+
+/** Feature sets from the richest to the simplest, with the distinct architectures each needs. */
+const FEATURE_LADDER: { features: FeatureName[]; minArchitectures: number }[] = [
+  { features: ['P', 'LC', 'b', 'b*LC', 'b*P', 'b^2', 'b^2*LC'], minArchitectures: 5 },
+  { features: ['P', 'LC', 'b', 'b*LC', 'b*P'], minArchitectures: 3 },
+  { features: ['P', 'b', 'b*LC'], minArchitectures: 2 },
+  { features: ['b*LC'], minArchitectures: 1 },
+];
+
+/** Batch sizes enter the regression in hundreds so that the normal equations stay well conditioned. */
+const BATCH_UNIT = 100;
+
+function featureValue(name: FeatureName, a: Architecture, parameters: number, batchSize: number): number {
+  const p = parameters / 1e6;
+  const lc = (a.layers * a.hiddenChannels) / 1e3;
+  const b = batchSize / BATCH_UNIT;
+  switch (name) {
+    case 'P': return p;
+    case 'LC': return lc;
+    case 'b': return b;
+    case 'b*LC': return b * lc;
+    case 'b*P': return b * p;
+    case 'b^2': return b * b;
+    case 'b^2*LC': return b * b * lc;
+  }
+}
+
+interface GlobalMemoryFit {
+  features: FeatureName[];
+  groups: number[];
+  coefficients: number[];
+  rmsResidualMiB: number;
+  points: number;
+}
+
+export interface CostModelInput {
+  ledger: TrialLedger;
+  parametersOf: (a: Architecture) => number;
+  /** Snapshots of other GPU models whose memory laws transfer. */
+  foreign: CostModelSnapshot[];
+}
+
+export class CostModel {
+  private readonly current: MemoryPoint[] = [];
+  private readonly transferred: MemoryPoint[] = [];
+  private readonly global: GlobalMemoryFit | null;
+  private readonly ownLaws = new Map<string, MemoryLaw>();
+  private readonly timeLaws = new Map<string, TimeLaw>();
+
+  constructor(private readonly input: CostModelInput) {
+    for (const o of input.ledger.all()) {
+      if (o.outcome === 'ok' && o.peakMiB !== null) this.current.push({ architecture: o, batchSize: o.batchSize, peakMiB: o.peakMiB, group: 0 });
+    }
+    for (const [i, snapshot] of input.foreign.slice(0, MAX_TRANSFERRED_SNAPSHOTS).entries()) {
+      for (const o of snapshot.observations) {
+        if (o.outcome === 'ok' && o.peakMiB !== null) this.transferred.push({ architecture: o, batchSize: o.batchSize, peakMiB: o.peakMiB, group: i + 1 });
+      }
+    }
+    this.global = this.fitGlobal();
+    this.fitOwnLaws();
+    this.fitTimeLaws(input.ledger.all());
+  }
+
+  private parameters(a: Architecture): number {
+    const p = this.input.parametersOf(a);
+    return Number.isFinite(p) ? p : 0;
+  }
+
+  private row(fit: { features: FeatureName[]; groups: number[] }, point: Omit<MemoryPoint, 'peakMiB'>): number[] {
+    const groupColumns = fit.groups.map((g) => (g === point.group ? 1 : 0));
+    const parameters = this.parameters(point.architecture);
+    return [...groupColumns, ...fit.features.map((f) => featureValue(f, point.architecture, parameters, point.batchSize))];
+  }
+
+  private fitGlobal(): GlobalMemoryFit | null {
+    const points = [...this.current, ...this.transferred];
+    const architectures = new Set(points.map((p) => architectureKey(p.architecture))).size;
+    const groups = [...new Set(points.map((p) => p.group))].sort((a, b) => a - b);
+    for (const step of FEATURE_LADDER) {
+      const columns = groups.length + step.features.length;
+      if (architectures < step.minArchitectures || points.length < columns + 1) continue;
+      const fit = { features: step.features, groups };
+      const rows = points.map((p) => this.row(fit, p));
+      // A tiny ridge keeps near-collinear feature sets solvable; it is far below any real coefficient's scale.
+      const coefficients = leastSquares(rows, points.map((p) => p.peakMiB), 1e-9);
+      if (coefficients === null) continue;
+      const residuals = points.map((p, i) => p.peakMiB - dot(rows[i]!, coefficients));
+      const rms = Math.sqrt(residuals.reduce((s, r) => s + r * r, 0) / points.length);
+      return { ...fit, coefficients, rmsResidualMiB: rms, points: points.length };
+    }
+    return null;
+  }
+
+  /** The regression's law for `a` on this GPU, or on the average transferred GPU before this one has a point. */
+  private regressedLaw(a: Architecture): MemoryLaw | undefined {
+    const fit = this.global;
+    if (fit === null) return undefined;
+    const parameters = this.parameters(a);
+    let intercept = 0;
+    const hasCurrent = fit.groups.includes(0);
+    const groupCount = fit.groups.length;
+    for (const [i, g] of fit.groups.entries()) {
+      if (hasCurrent ? g === 0 : true) intercept += fit.coefficients[i]! / (hasCurrent ? 1 : groupCount);
+    }
+    let perSample = 0;
+    let squared = 0;
+    for (const [j, name] of fit.features.entries()) {
+      const c = fit.coefficients[groupCount + j]!;
+      // Each feature is linear in b^k for k = 0, 1 or 2; evaluate its factor at b = BATCH_UNIT.
+      const atUnit = featureValue(name, a, parameters, BATCH_UNIT);
+      if (name === 'P' || name === 'LC') intercept += c * atUnit;
+      else if (name === 'b^2' || name === 'b^2*LC') squared += (c * atUnit) / (BATCH_UNIT * BATCH_UNIT);
+      else perSample += (c * atUnit) / BATCH_UNIT;
+    }
+    const law: MemoryLaw = { layers: a.layers, hiddenChannels: a.hiddenChannels, interceptMiB: intercept, perSampleMiB: perSample, perSampleSquaredMiB: Math.max(0, squared), points: 0 };
+    // An architecture measured only on other GPU models keeps its own deviation from the regression there.
+    const foreign = this.transferred.filter((p) => architectureKey(p.architecture) === architectureKey(a));
+    if (!hasCurrent || foreign.length === 0) return law;
+    const deviation = foreign.reduce((s, p) => s + (p.peakMiB - dot(this.row(fit, p), fit.coefficients)), 0) / foreign.length;
+    return { ...law, interceptMiB: law.interceptMiB + deviation };
+  }
+
+  private fitOwnLaws(): void {
+    const byArchitecture = new Map<string, MemoryPoint[]>();
+    for (const p of this.current) {
+      const key = architectureKey(p.architecture);
+      byArchitecture.set(key, [...(byArchitecture.get(key) ?? []), p]);
+    }
+    for (const [key, points] of byArchitecture) {
+      const law = this.fitArchitecture(points);
+      if (law !== undefined) this.ownLaws.set(key, law);
+    }
+  }
+
+  /** Fits one architecture's points: a line through two or more distinct batch sizes, a parabola when three show curvature. */
+  private fitArchitecture(points: MemoryPoint[]): MemoryLaw | undefined {
+    const a = points[0]!.architecture;
+    const base = { layers: a.layers, hiddenChannels: a.hiddenChannels };
+    const distinct = new Set(points.map((p) => p.batchSize)).size;
+    if (distinct < 2) return undefined;
+    const line = leastSquares(points.map((p) => [1, p.batchSize]), points.map((p) => p.peakMiB));
+    if (distinct >= 3) {
+      const parabola = leastSquares(points.map((p) => [1, p.batchSize, p.batchSize * p.batchSize]), points.map((p) => p.peakMiB));
+      if (parabola !== null && parabola[2]! > 0 && parabola[1]! >= 0) {
+        return { ...base, interceptMiB: parabola[0]!, perSampleMiB: parabola[1]!, perSampleSquaredMiB: parabola[2]!, points: distinct };
+      }
+    }
+    if (line === null) return undefined;
+    return { ...base, interceptMiB: line[0]!, perSampleMiB: Math.max(line[1]!, 1e-9), perSampleSquaredMiB: 0, points: distinct };
+  }
+
+  private fitTimeLaws(observations: readonly TrialObservation[]): void {
+    const byArchitecture = new Map<string, { b: number; s: number }[]>();
+    for (const o of observations) {
+      if (o.outcome !== 'ok' || o.stepSeconds === null) continue;
+      const key = architectureKey(o);
+      byArchitecture.set(key, [...(byArchitecture.get(key) ?? []), { b: o.batchSize, s: o.stepSeconds }]);
+    }
+    for (const [key, points] of byArchitecture) {
+      if (new Set(points.map((p) => p.b)).size < 2) continue;
+      const line = leastSquares(points.map((p) => [1, p.b]), points.map((p) => p.s));
+      if (line === null) continue;
+      const [layers, hiddenChannels] = key.split('x').map(Number) as [number, number];
+      this.timeLaws.set(key, { layers, hiddenChannels, fixedSeconds: line[0]!, perSampleSeconds: line[1]!, points: points.length });
+    }
+  }
+
+  /** The memory law for `a` on this GPU and how it was obtained; undefined before any usable measurement. */
+  memoryLaw(a: Architecture): MemoryPrediction | undefined {
+    const own = this.ownLaws.get(architectureKey(a));
+    if (own !== undefined) return { law: own, source: 'measured' };
+    const points = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a));
+    const regressed = this.regressedLaw(a);
+    const point = points[0];
+    if (point !== undefined) {
+      if (regressed !== undefined) {
+        // Keep the regression's slope and curvature, shifted through the measured point.
+        const shift = point.peakMiB - evaluateLaw(regressed, point.batchSize);
+        return { law: { ...regressed, interceptMiB: regressed.interceptMiB + shift, points: 1 }, source: 'pinned' };
+      }
+      // One point and nothing to regress on: assume no fixed memory. The slope then comes out
+      // too steep, so the predicted maximum lies below the true one as long as memory is linear.
+      return { law: { layers: a.layers, hiddenChannels: a.hiddenChannels, interceptMiB: 0, perSampleMiB: point.peakMiB / point.batchSize, perSampleSquaredMiB: 0, points: 1 }, source: 'assumed' };
+    }
+    return regressed === undefined ? undefined : { law: regressed, source: 'regressed' };
+  }
+
+  /** Predicted maximum feasible batch size of `a` under `limitMiB`, within [0, maxBatchSize]. */
+  predictMaxBatch(a: Architecture, limitMiB: number, maxBatchSize: number): MaxBatchPrediction | undefined {
+    const prediction = this.memoryLaw(a);
+    if (prediction === undefined) return undefined;
+    const estimate = largestBatchWithin(prediction.law, limitMiB, maxBatchSize);
+    const fraction = prediction.source === 'measured' ? 0.01 : prediction.source === 'pinned' ? 0.04 : this.regressionFraction(limitMiB);
+    return { estimate, margin: 2 + Math.ceil(fraction * estimate), source: prediction.source };
+  }
+
+  /** Relative margin of a regressed prediction: three residual RMS against the usable memory, at least 10%. */
+  private regressionFraction(limitMiB: number): number {
+    const rms = this.global?.rmsResidualMiB ?? limitMiB;
+    return Math.max(0.1, Math.min(1, (3 * rms) / limitMiB * 10));
+  }
+
+  /** The step-time line of `a` from two or more of its own measurements. */
+  timeLaw(a: Architecture): TimeLaw | undefined {
+    return this.timeLaws.get(architectureKey(a));
+  }
+
+  snapshot(key: CostModelKey, parameters: Map<string, number>): CostModelSnapshot {
+    const global = this.global;
+    let crossArchitectureMemory: CrossArchitectureMemoryModel | null = null;
+    if (global !== null) {
+      crossArchitectureMemory = {
+        features: [...global.groups.map((g) => (g === 0 ? 'intercept(this GPU)' : `intercept(transferred ${g})`)), ...global.features],
+        coefficients: global.coefficients,
+        rmsResidualMiB: global.rmsResidualMiB,
+        points: global.points,
+      };
+    }
+    const transferred = this.input.foreign.slice(0, MAX_TRANSFERRED_SNAPSHOTS).map((s) => ({ ...s, transferred: [] }));
+    return {
+      version: COST_MODEL_VERSION,
+      key,
+      parameters: [...parameters].map(([k, count]) => {
+        const [layers, hiddenChannels] = k.split('x').map(Number) as [number, number];
+        return { layers, hiddenChannels, parameters: count };
+      }),
+      observations: this.input.ledger.all().map(({ source: _source, ...o }) => o),
+      memoryLaws: [...this.ownLaws.values()],
+      timeLaws: [...this.timeLaws.values()],
+      crossArchitectureMemory,
+      transferred,
+    };
+  }
+}
+
+export function evaluateLaw(law: MemoryLaw, batchSize: number): number {
+  return law.interceptMiB + law.perSampleMiB * batchSize + law.perSampleSquaredMiB * batchSize * batchSize;
+}
+
+/** Largest b in [0, maxBatchSize] whose predicted peak is within `limitMiB` (the law is non-decreasing in b). */
+export function largestBatchWithin(law: MemoryLaw, limitMiB: number, maxBatchSize: number): number {
+  if (evaluateLaw(law, 1) > limitMiB) return 0;
+  if (evaluateLaw(law, maxBatchSize) <= limitMiB) return maxBatchSize;
+  let low = 1;
+  let high = maxBatchSize;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (evaluateLaw(law, middle) <= limitMiB) low = middle;
+    else high = middle;
+  }
+  return low;
+}

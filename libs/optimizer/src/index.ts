@@ -1,0 +1,11 @@
+export * from './types.ts';
+export * from './workload.ts';
+export * from './options.ts';
+export * from './errors.ts';
+export * from './candidates.ts';
+export * from './stage-rules.ts';
+export * from './stage-pick.ts';
+export * from './cost-model-snapshot.ts';
+export { CostModel, evaluateLaw, largestBatchWithin, type LawSource, type MaxBatchPrediction, type MemoryPrediction } from './cost-model.ts';
+export { TrialLedger, architectureKey, checkMeasurement, type BatchBounds, type TrialObservation } from './trial-ledger.ts';
+export { optimize, costModelKey, type OptimizeResult } from './optimize.ts';
