@@ -1,3 +1,12 @@
 export * from './failure-verdict.ts';
 export * from './memory-size.ts';
 export * from './classify-failure.ts';
+export * from './protocol.ts';
+export * from './runner-config.ts';
+export * from './device-memory-monitor.ts';
+export * from './trial-report.ts';
+export * from './errors.ts';
+export * from './execute-trial.ts';
+export * from './describe-architectures.ts';
+export * from './gpu-trial-queue.ts';
+export { LineSplitter, TailBuffer, LineTooLongError } from './bounded-output.ts';
