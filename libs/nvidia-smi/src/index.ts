@@ -9,3 +9,5 @@ export { classifyFailure, NoGpuFoundError, type NvidiaSmiRunOutcome } from './cl
 export { runNvidiaSmi, killProcessGroup, DEFAULT_MAX_OUTPUT_BYTES, type RunNvidiaSmiOptions } from './run-nvidia-smi.ts';
 export { readInventory, readDeviceMemoryUsed, listComputeApps, type NvidiaSmiQueryOptions } from './read-inventory.ts';
 export { InventoryPoller, type InventoryPollerOptions, type InventorySnapshot } from './inventory-poller.ts';
+export { listProcessTree } from './process-tree.ts';
+export { startMemorySampler, type MemorySampler, type MemorySamplerOptions, type MemorySampleSummary } from './memory-sampler.ts';
