@@ -11,3 +11,4 @@ export { readInventory, readDeviceMemoryUsed, listComputeApps, type NvidiaSmiQue
 export { InventoryPoller, type InventoryPollerOptions, type InventorySnapshot } from './inventory-poller.ts';
 export { listProcessTree } from './process-tree.ts';
 export { startMemorySampler, type MemorySampler, type MemorySamplerOptions, type MemorySampleSummary } from './memory-sampler.ts';
+export { inventoryFromGpuQueryRows } from './inventory-from-csv.ts';

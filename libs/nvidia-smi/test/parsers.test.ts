@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MalformedOutputError, parseComputeAppsCsv, parseGpuQueryCsv, parseInventoryXml } from '../src/index.ts';
+import { inventoryFromGpuQueryRows, MalformedOutputError, parseComputeAppsCsv, parseGpuQueryCsv, parseInventoryXml } from '../src/index.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/nvidia-smi/${name}`, import.meta.url), 'utf8');
 
@@ -148,5 +148,28 @@ describe('parseComputeAppsCsv', () => {
 
   it('returns no rows for empty output', () => {
     expect(parseComputeAppsCsv('', ['pid', 'used_memory', 'gpu_uuid'])).toEqual([]);
+  });
+});
+
+describe('inventoryFromGpuQueryRows', () => {
+  it('uses the row position without an index column', () => {
+    const inventory = inventoryFromGpuQueryRows(parseGpuQueryCsv(fixture('csv/units-510.47-tesla-p100.csv')));
+    expect(inventory.gpus[0].index).toBe(0);
+    expect(inventory.gpus[0].memoryReservedMiB).toBe(103);
+    expect(inventory.gpus[0].memoryTotalMiB).toBeNull();
+    expect(inventory.cudaVersion).toBeNull();
+    expect(inventory.driverVersion).toBeNull();
+    expect(inventory.unknown).toContainEqual({ field: 'driverVersion', reason: 'missing' });
+  });
+
+  it('reads the driver version of the rows', () => {
+    const inventory = inventoryFromGpuQueryRows(parseGpuQueryCsv(fixture('csv/units-590.48-h100-mig-query-gpu-all-fields.csv')));
+    expect(inventory.driverVersion).toBe('590.48.01');
+    expect(inventory.gpus[0].migMode).toBe('Enabled');
+    expect(inventory.gpus[0].computeCapability).toBe('9.0');
+  });
+
+  it('rejects output without rows', () => {
+    expect(() => inventoryFromGpuQueryRows([])).toThrow(MalformedOutputError);
   });
 });
