@@ -75,7 +75,7 @@ export class TailBuffer {
     }
   }
 
-  /** The kept bytes as text; a leading partial line is dropped when older output was discarded. */
+  /** Returns the kept bytes as text; a leading partial line is dropped when older output was discarded. */
   text(): string {
     let buffer = Buffer.concat(this.chunks);
     if (buffer.length > this.maxBytes) {

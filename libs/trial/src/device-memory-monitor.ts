@@ -1,6 +1,6 @@
 /**
- * What the executor needs from a GPU memory sampler (in production one built
- * on nvidia-smi). Memory is in MiB as nvidia-smi counts it, so it includes
+ * GPU memory sampler that the executor takes as an option (in production one
+ * built on nvidia-smi). Memory is in MiB as nvidia-smi counts it, so it includes
  * the CUDA context that frameworks do not count in their own peaks.
  */
 export interface DeviceMemoryMonitor {

@@ -1,8 +1,8 @@
 /**
- * Runs one trial: checks that the GPU is free, starts the runner in its own
- * process group, reads its output through bounded buffers, samples device
- * memory, stops the whole group on timeout or cancel, and waits for the GPU
- * memory to return before it resolves.
+ * Runs one trial. It checks that the GPU is free and starts the runner in its
+ * own process group. While the runner works, it reads the output through
+ * bounded buffers and samples device memory. It stops the whole group on
+ * timeout or cancel, and waits for the GPU memory to return before it resolves.
  */
 import { silentLogger, type Logger } from '@hwopt/common';
 import type { DeviceMemoryMonitor, DeviceMemorySampling } from './device-memory-monitor.ts';
@@ -47,7 +47,7 @@ export interface ExecuteTrialOptions {
   maxStdoutBytes?: number;
   /** Bytes of stderr kept for failure classification (the last ones). Default 64 KiB. */
   stderrTailBytes?: number;
-  /** Set CUDA_VISIBLE_DEVICES to the spec's GPU UUID, so the runner sees only that GPU (as cuda:0). Default true. */
+  /** Set CUDA_VISIBLE_DEVICES to the spec's GPU UUID, so only that GPU is visible to the runner (as cuda:0). Default true. */
   setCudaVisibleDevices?: boolean;
 }
 

@@ -63,7 +63,7 @@ export interface FailureVerdict {
   rootCause?: FailureKind;
 }
 
-/** True for the only kind that says the batch did not fit on the GPU. */
+/** True for the only kind that means the batch did not fit on the GPU. */
 export function movesBatchSearch(verdict: FailureVerdict): boolean {
   return verdict.kind === 'oom';
 }

@@ -43,9 +43,9 @@ export interface ProcessGroupResult {
   timedOut: boolean;
   /** True when `options.signal` aborted the run. */
   canceled: boolean;
-  /** Why the executor stopped the group itself (output limits or a caller's `stop`), else null. */
+  /** Reason the executor stopped the group itself (output limits or a caller's `stop`), else null. */
   stopReason: string | null;
-  /** Why the child could not be started, else null. */
+  /** Reason the child could not be started, else null. */
   spawnError: string | null;
   stderrTail: string;
   /** Text after the last stdout newline, when the output ended mid-line. */
@@ -58,7 +58,7 @@ export interface ProcessGroupResult {
 
 export interface ProcessGroupRun {
   pid: number | null;
-  /** Stops the group (SIGTERM, then SIGKILL after the grace period) and records why. */
+  /** Stops the group (SIGTERM, then SIGKILL after the grace period) and records the reason. */
   stop(reason: string): void;
   result: Promise<ProcessGroupResult>;
 }
@@ -107,18 +107,18 @@ export function startProcessGroup(options: ProcessGroupOptions): ProcessGroupRun
   const pid = subprocess.pid ?? null;
   const log = options.logger.child({ pid });
 
-  /** Closes our ends of the pipes, for a descendant that left the group and still holds them. */
+  /** Closes our ends of the pipes, for a descendant that left the group and keeps them open. */
   const closePipes = () => {
     subprocess.stdout?.destroy();
     subprocess.stderr?.destroy();
   };
 
-  const terminateGroup = (why: string) => {
+  const terminateGroup = (reason: string) => {
     if (pid === null || killTimer) return;
-    log.debug({ why }, 'stopping process group with SIGTERM');
+    log.debug({ reason }, 'stopping process group with SIGTERM');
     signalGroup(pid, 'SIGTERM');
     killTimer = setTimeout(() => {
-      if (signalGroup(pid, 'SIGKILL')) log.warn({ why, killGraceMs: options.killGraceMs }, 'process group outlived SIGTERM; sent SIGKILL');
+      if (signalGroup(pid, 'SIGKILL')) log.warn({ reason, killGraceMs: options.killGraceMs }, 'process group outlived SIGTERM; sent SIGKILL');
       pipeTimer = setTimeout(closePipes, PIPE_CLOSE_MARGIN_MS);
       pipeTimer.unref();
     }, options.killGraceMs);

@@ -69,7 +69,7 @@ export interface ResultMessage {
   stepSeconds?: StepStats;
   /** GPU time the trial cost, for runners that simulate time; else the executor uses wall time. */
   gpuSeconds?: number;
-  /** Device peak the runner knows itself (CUDA context included), for simulated runners. */
+  /** Device peak the runner computes itself (CUDA context included), for simulated runners. */
   devicePeakMiB?: number;
   /** Failure message, such as the framework's out-of-memory text. */
   message?: string;

@@ -1,6 +1,6 @@
 /**
  * How the agent starts a trial: a runner that speaks `hwopt-trial/1`, or a
- * training script that knows nothing of it, started from an argv template.
+ * training script that does not implement it, started from an argv template.
  */
 import { InvalidInputError } from '@hwopt/common';
 import type { TrialSpec } from './protocol.ts';

@@ -1,7 +1,7 @@
 import type { FailureVerdict } from './failure-verdict.ts';
 import type { StepStats } from './protocol.ts';
 
-/** What one trial cost and how it ended. */
+/** Cost and outcome of one trial. */
 export interface TrialReport {
   trialId: string;
   /** `oom` moves the batch-size search; `failed` stops the run on this GPU (see `failure.kind`). */

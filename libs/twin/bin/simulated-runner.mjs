@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Simulated trial runner for digital twins: speaks hwopt-trial/1 (see
-// libs/trial/PROTOCOL.md) and answers from a twin's laws instead of a GPU.
+// libs/trial/PROTOCOL.md) and computes its results from a twin's laws instead of a GPU.
 // It starts once per trial, so it imports node: built-ins only; the laws are
 // the few lines of libs/twin/src/twin.ts, repeated here.
 //
@@ -101,7 +101,7 @@ function roundUp(value, granularity) {
   return granularity > 0 ? Math.ceil(value / granularity) * granularity : value;
 }
 
-/** The twin laws: tensor memory, device peak (CUDA context included) and step time. */
+/** Applies the twin laws: tensor memory, device peak (CUDA context included) and step time. */
 function applyLaws(twin, arch, batchSize) {
   const tensorsMiB = arch.fixedMiB + arch.perSampleMiB * batchSize + (arch.perSampleSquaredMiB ?? 0) * batchSize * batchSize;
   const reservedTensorsMiB = roundUp(tensorsMiB, twin.memory.granularityMiB ?? 0);

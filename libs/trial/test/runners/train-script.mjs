@@ -1,4 +1,4 @@
-// A training script that knows nothing of the protocol, for command-template
+// A training script that does not implement the protocol, for command-template
 // runners: `train-script.mjs OUT_FILE MODE ...args`. It writes its argv to
 // OUT_FILE; MODE `ok` exits 0, `oom` prints a PyTorch OOM and exits 1.
 import { writeFileSync } from 'node:fs';
