@@ -191,7 +191,8 @@ function buildReport(
  * outcome `oom` or `failed`, never an exception. It throws InvalidTrialSpecError
  * or InvalidRunnerConfigError for bad input, GpuBusyError or GpuCheckFailedError
  * when the trial was not started, and TrialCanceledError when `signal` aborted
- * it (after the process group is gone).
+ * it (after the process group is gone). A signal aborted before the runner
+ * starts rejects with the signal's reason.
  */
 export async function executeTrial(spec: TrialSpec, options: ExecuteTrialOptions): Promise<TrialReport> {
   validateTrialSpec(spec);

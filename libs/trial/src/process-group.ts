@@ -107,7 +107,11 @@ export function startProcessGroup(options: ProcessGroupOptions): ProcessGroupRun
   const pid = subprocess.pid ?? null;
   const log = options.logger.child({ pid });
 
-  /** Closes our ends of the pipes, for a descendant that left the group and keeps them open. */
+  /**
+   * Closes our ends of the pipes, for a descendant that left the group and keeps them open.
+   * NOTE: such a descendant (setsid, a double fork into a new session) is not killed; only the
+   * memory-release check after the trial notices it when it holds GPU memory.
+   */
   const closePipes = () => {
     subprocess.stdout?.destroy();
     subprocess.stderr?.destroy();
