@@ -1,10 +1,41 @@
-import type { StageCandidates } from './candidates.ts';
+/**
+ * The calibrated strategy: a cost model fitted from every trial so far
+ * chooses each next trial, and measured bounds decide.
+ *
+ * What makes a pick exact:
+ * - maxBatch(a) = b only once b was measured feasible and b + 1 measured
+ *   infeasible (or b = maxBatchSize); predictions only choose the probe.
+ * - Feasibility is taken to be monotone in batch size (peak memory does
+ *   not fall as the batch grows), so one feasible and one infeasible
+ *   measurement bound maxBatch from both sides.
+ * - An efficiency candidate is ruled out when its interval of cycle
+ *   minutes and throughput cannot beat a candidate proven to fit. Step
+ *   intervals come from its own measured steps (step-bounds.ts); the
+ *   maxBatch interval is the measured bounds narrowed by the memory
+ *   model's prediction with a safety margin (cost-model.ts). The winner is
+ *   always resolved exactly and verified by a stress trial.
+ */
+import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
+import { CostModel } from './cost-model.ts';
 import type { CostModelSnapshot } from './cost-model-snapshot.ts';
-import { runLegacyStrategy } from './legacy-strategy.ts';
 import type { ResolvedOptimizeOptions } from './options.ts';
-import type { StagePick } from './stage-pick.ts';
-import type { TrialLedger } from './trial-ledger.ts';
+import { buildStagePick, type StagePick } from './stage-pick.ts';
+import { compareEfficiency, cycleMinutes, efficiencyScore, type EfficiencyScore } from './stage-rules.ts';
+import { distanceInterval, stepLowerBound, stepUpperBound, surelyBeats, type EfficiencyInterval, type StepPoint } from './step-bounds.ts';
+import { architectureKey, type TrialLedger, type TrialObservation } from './trial-ledger.ts';
 import type { Architecture, StageName } from './types.ts';
+import { scaledStartBatchSize } from './workload.ts';
+
+/** Iterations of a probe that is not expected to become a recommendation (the rules' minimum). */
+const PROBE_ITERATIONS = 3;
+/** Model-guided probes that may contradict their prediction before the search falls back to bisection. */
+const MISSES_BEFORE_BISECTION = 2;
+/** Guard against a search that stops making progress on contradictory measurements. */
+const MAX_STEPS_PER_STAGE = 2_000;
+/** Relative step-time difference between a prior of the same GPU model and this GPU above which the prior is dropped. */
+const PRIOR_STEP_TOLERANCE = 0.05;
+/** Peak difference, as a fraction of total memory, above which a prior of the same GPU model is dropped. */
+const PRIOR_PEAK_TOLERANCE = 0.005;
 
 export interface CalibratedContext {
   ledger: TrialLedger;
@@ -14,7 +45,254 @@ export interface CalibratedContext {
   foreign: CostModelSnapshot[];
 }
 
-// TODO: replace with the model-guided search; the legacy search stands in until then.
+interface CandidateEstimate {
+  candidate: Candidate;
+  /** Proven to fit at batch size 1 or more. */
+  fits: boolean;
+  interval: EfficiencyInterval;
+  /** Set once maxBatch is proven and its step time measured. */
+  exact: { maxBatch: number; observation: TrialObservation; score: EfficiencyScore } | null;
+}
+
+class PriorContradictedError extends Error {}
+
+class CalibratedSearch {
+  private cachedModel: { observations: number; model: CostModel } | null = null;
+  private readonly misses = new Map<string, number>();
+
+  constructor(private readonly context: CalibratedContext) {}
+
+  private get ledger(): TrialLedger {
+    return this.context.ledger;
+  }
+
+  private get options(): ResolvedOptimizeOptions {
+    return this.context.options;
+  }
+
+  /** The cost model, refitted whenever an observation was added or dropped. */
+  private get model(): CostModel {
+    const count = this.ledger.all().length;
+    if (this.cachedModel === null || this.cachedModel.observations !== count) {
+      this.cachedModel = { observations: count, model: new CostModel({ ledger: this.ledger, parametersOf: this.context.parametersOf, foreign: this.context.foreign }) };
+    }
+    return this.cachedModel.model;
+  }
+
+  private stepPoints(a: Architecture): StepPoint[] {
+    return this.ledger
+      .of(a)
+      .filter((o) => o.outcome === 'ok' && o.stepSeconds !== null)
+      .map((o) => ({ batchSize: o.batchSize, stepSeconds: o.stepSeconds! }));
+  }
+
+  /**
+   * Runs one trial. With a prior of the same GPU model loaded, a trial whose
+   * outcome disagrees with the prior's measurement at the same config drops
+   * the prior, and the stage starts over from this run's measurements.
+   */
+  private async probe(stage: StageName, a: Architecture, batchSize: number, iterations: number, purpose: 'probe' | 'verify'): Promise<{ observation: TrialObservation; feasible: boolean }> {
+    const earlier = this.ledger.hasPrior() ? this.ledger.of(a).filter((o) => o.source === 'prior' && o.batchSize === batchSize) : [];
+    const result = await this.ledger.probe({ stage, architecture: a, batchSize, iterations, purpose });
+    if (earlier.length > 0 && earlier.some((o) => this.contradicts(o, result.observation))) {
+      this.ledger.dropPrior();
+      throw new PriorContradictedError();
+    }
+    return result;
+  }
+
+  private contradicts(prior: TrialObservation, now: TrialObservation): boolean {
+    if (this.ledger.isFeasible(prior) !== this.ledger.isFeasible(now)) return true;
+    if (prior.peakMiB !== null && now.peakMiB !== null && Math.abs(prior.peakMiB - now.peakMiB) > PRIOR_PEAK_TOLERANCE * this.options.memoryTotalMiB) return true;
+    if (prior.stepSeconds !== null && now.stepSeconds !== null && Math.abs(prior.stepSeconds - now.stepSeconds) > PRIOR_STEP_TOLERANCE * prior.stepSeconds) return true;
+    return false;
+  }
+
+  /**
+   * Chooses the next batch size to probe for `a`, or null when maxBatch is
+   * proven. The model's predicted maximum is probed (expected feasible),
+   * or the size just above a proven feasible one (expected infeasible);
+   * after repeated contradictions it bisects the proven bracket instead.
+   */
+  private nextProbe(stage: StageName, a: Architecture): { batchSize: number; expectFeasible: boolean } | null {
+    const { lower, upper } = this.ledger.bounds(a);
+    if (upper < 1 || lower === upper) return null;
+    const misses = this.misses.get(architectureKey(a)) ?? 0;
+    const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
+
+    if (misses >= MISSES_BEFORE_BISECTION || prediction === undefined) {
+      let batchSize: number;
+      if (upper >= this.ledger.maxBatchSize && lower >= 1) batchSize = Math.min(upper, lower * 2);
+      else if (lower === 0 && upper >= this.ledger.maxBatchSize) batchSize = Math.min(upper, scaledStartBatchSize(this.options.workload, stage, this.options.memoryTotalMiB));
+      else batchSize = lower + Math.ceil((upper - lower) / 2);
+      return { batchSize, expectFeasible: false };
+    }
+    const estimate = prediction.estimate;
+    if (estimate <= lower) return { batchSize: lower + 1, expectFeasible: false };
+    if (estimate > upper) return { batchSize: upper, expectFeasible: true };
+    return { batchSize: estimate, expectFeasible: true };
+  }
+
+  /** Takes one step towards proving maxBatch(a); returns false when it is already proven. */
+  private async stepTowardsMaxBatch(stage: StageName, a: Architecture, feasibleIterations: number): Promise<boolean> {
+    const next = this.nextProbe(stage, a);
+    if (next === null) return false;
+    const iterations = next.expectFeasible ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
+    const { feasible } = await this.probe(stage, a, next.batchSize, iterations, 'probe');
+    if (feasible !== next.expectFeasible) {
+      const key = architectureKey(a);
+      this.misses.set(key, (this.misses.get(key) ?? 0) + 1);
+    }
+    return true;
+  }
+
+  /** Proves maxBatch(a); 0 when `a` does not fit at batch size 1. */
+  private async resolveMaxBatch(stage: StageName, a: Architecture, feasibleIterations: number): Promise<number> {
+    for (let step = 0; step < MAX_STEPS_PER_STAGE; step++) {
+      if (!(await this.stepTowardsMaxBatch(stage, a, feasibleIterations))) break;
+    }
+    const { lower, upper } = this.ledger.bounds(a);
+    return upper < 1 ? 0 : lower;
+  }
+
+  /**
+   * Returns a feasible observation of this run at (a, batchSize) with at
+   * least `iterations`, running a verify trial when none exists. Null when
+   * the verify trial turns out infeasible (the bounds then changed).
+   */
+  private async verify(stage: StageName, a: Architecture, batchSize: number, iterations: number): Promise<TrialObservation | null> {
+    const existing = this.ledger.of(a).find((o) => o.source === 'run' && o.batchSize === batchSize && o.iterations >= iterations && this.ledger.isFeasible(o));
+    if (existing !== undefined) return existing;
+    const { observation, feasible } = await this.probe(stage, a, batchSize, iterations, 'verify');
+    return feasible ? observation : null;
+  }
+
+  async production(): Promise<StagePick | null> {
+    const set = this.context.candidates.production;
+    const stress = this.options.workload.stressIterations.production;
+    for (const candidate of set.candidates) {
+      const a = candidate.architecture;
+      const maxBatch = await this.resolveMaxBatch('production', a, stress);
+      if (maxBatch < 1) continue;
+      const verified = await this.verify('production', a, maxBatch, stress);
+      if (verified === null) return this.production();
+      return buildStagePick('production', set, candidate, verified, this.options.workload.cycleBatches, null);
+    }
+    return null;
+  }
+
+  async smokeTest(): Promise<StagePick | null> {
+    const set = this.context.candidates.smoke_test;
+    const candidate = smallestCandidate(set.candidates);
+    if (candidate === undefined) return null;
+    const verified = await this.verify('smoke_test', candidate.architecture, 1, this.options.workload.stressIterations.smoke_test);
+    if (verified === null) return null;
+    return buildStagePick('smoke_test', set, candidate, verified, this.options.workload.cycleBatches, null);
+  }
+
+  private estimate(candidate: Candidate, window: readonly [number, number]): CandidateEstimate | null {
+    const a = candidate.architecture;
+    const { lower, upper } = this.ledger.bounds(a);
+    if (upper < 1) return null;
+    const cycleBatches = this.options.workload.cycleBatches;
+    const points = this.stepPoints(a);
+
+    if (lower === upper) {
+      const observation = this.ledger.feasibleAt(a, lower);
+      if (observation !== undefined && observation.stepSeconds !== null) {
+        const score = efficiencyScore({ ...candidate, maxBatch: lower, stepSeconds: observation.stepSeconds, peakMiB: observation.peakMiB }, cycleBatches, window);
+        const interval = { cycleLow: score.cycleMinutes, cycleHigh: score.cycleMinutes, throughputLow: score.throughput, throughputHigh: score.throughput };
+        return { candidate, fits: true, interval, exact: { maxBatch: lower, observation, score } };
+      }
+    }
+
+    let low = Math.max(lower, 1);
+    let high = upper;
+    const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
+    if (prediction !== undefined) {
+      const predictedLow = Math.max(low, prediction.estimate - prediction.margin);
+      const predictedHigh = Math.min(high, prediction.estimate + prediction.margin);
+      if (predictedLow <= predictedHigh) {
+        low = predictedLow;
+        high = predictedHigh;
+      }
+    }
+    const stepLowAtHigh = stepLowerBound(points, high);
+    const stepHighAtLow = stepUpperBound(points, low);
+    const interval: EfficiencyInterval = {
+      cycleLow: cycleMinutes(cycleBatches, stepLowerBound(points, low)),
+      cycleHigh: cycleMinutes(cycleBatches, stepUpperBound(points, high)),
+      throughputLow: low / stepHighAtLow,
+      throughputHigh: stepLowAtHigh > 0 ? high / stepLowAtHigh : Number.POSITIVE_INFINITY,
+    };
+    return { candidate, fits: lower >= 1, interval, exact: null };
+  }
+
+  async efficiency(stage: 'validation' | 'prototyping'): Promise<StagePick | null> {
+    const set = this.context.candidates[stage];
+    const window = this.options.windows[stage];
+    const stress = this.options.workload.stressIterations[stage];
+
+    for (let step = 0; step < MAX_STEPS_PER_STAGE; step++) {
+      const estimates = set.candidates.map((c) => this.estimate(c, window)).filter((e): e is CandidateEstimate => e !== null);
+      const proven = estimates.filter((e) => e.fits);
+      const alive = estimates.filter((e) => !proven.some((w) => w !== e && surelyBeats(w.interval, e.interval, window)));
+      if (alive.length === 0) return null;
+
+      if (alive.every((e) => e.exact !== null)) {
+        const best = alive.reduce((x, y) => (compareEfficiency(y.exact!.score, x.exact!.score) < 0 ? y : x));
+        const verified = await this.verify(stage, best.candidate.architecture, best.exact!.maxBatch, stress);
+        if (verified === null) continue;
+        return buildStagePick(stage, set, best.candidate, verified, this.options.workload.cycleBatches, best.exact!.score);
+      }
+
+      // Settle the candidate with the best optimistic outcome: it is either the winner or
+      // the measurement that rules others out. Unmeasured candidates come first.
+      const open = alive.filter((e) => e.exact === null);
+      const target = open.reduce((x, y) => (optimisticOrder(y, x, window) < 0 ? y : x));
+      const a = target.candidate.architecture;
+      const screened = this.stepPoints(a).length > 0;
+      const progressed = await this.stepTowardsMaxBatch(stage, a, screened ? stress : PROBE_ITERATIONS);
+      if (!progressed) {
+        // maxBatch is proven but its step time is unknown: measure it with a verify trial.
+        const { lower } = this.ledger.bounds(a);
+        if ((await this.verify(stage, a, lower, stress))?.stepSeconds == null) return null;
+      }
+    }
+    return null;
+  }
+
+  async run(): Promise<Record<StageName, StagePick | null>> {
+    const picks: Record<StageName, StagePick | null> = { production: null, validation: null, prototyping: null, smoke_test: null };
+    const wanted = new Set(this.options.stages);
+    const order: StageName[] = ['production', 'smoke_test', 'validation', 'prototyping'];
+    for (const stage of order) {
+      if (!wanted.has(stage)) continue;
+      for (;;) {
+        try {
+          picks[stage] = stage === 'production' ? await this.production() : stage === 'smoke_test' ? await this.smokeTest() : await this.efficiency(stage);
+          break;
+        } catch (error) {
+          if (!(error instanceof PriorContradictedError)) throw error;
+          this.misses.clear();
+        }
+      }
+    }
+    // A prior of the same GPU model is dropped when contradicted; earlier stages decided on it are rerun.
+    return picks;
+  }
+}
+
+/** Orders by the best each candidate could still turn out: nearer the window, then faster, then fewer parameters. */
+function optimisticOrder(a: CandidateEstimate, b: CandidateEstimate, window: readonly [number, number]): number {
+  const [aDistance] = distanceInterval(a.interval, window);
+  const [bDistance] = distanceInterval(b.interval, window);
+  if (aDistance !== bDistance) return aDistance - bDistance;
+  if (a.interval.throughputHigh !== b.interval.throughputHigh) return b.interval.throughputHigh - a.interval.throughputHigh;
+  return a.candidate.parameters - b.candidate.parameters;
+}
+
+/** Runs the calibrated search for the requested stages. */
 export async function runCalibratedStrategy(context: CalibratedContext): Promise<Record<StageName, StagePick | null>> {
-  return runLegacyStrategy(context);
+  return new CalibratedSearch(context).run();
 }

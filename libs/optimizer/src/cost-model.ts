@@ -79,6 +79,10 @@ interface GlobalMemoryFit {
   coefficients: number[];
   rmsResidualMiB: number;
   points: number;
+  /** RMS error predicting a held-out architecture's points, in MiB; Infinity with too few architectures. */
+  heldOutRmsMiB: number;
+  /** Largest relative error of a held-out architecture's per-sample slope; Infinity with too few. */
+  heldOutSlopeError: number;
 }
 
 export interface CostModelInput {
@@ -94,6 +98,7 @@ export class CostModel {
   private readonly global: GlobalMemoryFit | null;
   private readonly ownLaws = new Map<string, MemoryLaw>();
   private readonly timeLaws = new Map<string, TimeLaw>();
+  private granularity: number | undefined;
 
   constructor(private readonly input: CostModelInput) {
     for (const o of input.ledger.all()) {
@@ -120,23 +125,71 @@ export class CostModel {
     return [...groupColumns, ...fit.features.map((f) => featureValue(f, point.architecture, parameters, point.batchSize))];
   }
 
+  private solve(features: FeatureName[], groups: number[], points: MemoryPoint[]): number[] | null {
+    const fit = { features, groups };
+    // A tiny ridge keeps near-collinear feature sets solvable; it is far below any real coefficient's scale.
+    return leastSquares(points.map((p) => this.row(fit, p)), points.map((p) => p.peakMiB), 1e-9);
+  }
+
+  /**
+   * Fits each feature set the data supports and keeps the one with the
+   * smallest leave-one-architecture-out error on this GPU's points, so that
+   * a rich set cannot win by overfitting a handful of measurements. The
+   * held-out errors also size the prediction margins.
+   */
   private fitGlobal(): GlobalMemoryFit | null {
     const points = [...this.current, ...this.transferred];
     const architectures = new Set(points.map((p) => architectureKey(p.architecture))).size;
     const groups = [...new Set(points.map((p) => p.group))].sort((a, b) => a - b);
+    const heldOut = [...new Set(this.current.map((p) => architectureKey(p.architecture)))];
+    let best: GlobalMemoryFit | null = null;
     for (const step of FEATURE_LADDER) {
       const columns = groups.length + step.features.length;
-      if (architectures < step.minArchitectures || points.length < columns + 1) continue;
-      const fit = { features: step.features, groups };
-      const rows = points.map((p) => this.row(fit, p));
-      // A tiny ridge keeps near-collinear feature sets solvable; it is far below any real coefficient's scale.
-      const coefficients = leastSquares(rows, points.map((p) => p.peakMiB), 1e-9);
+      if (architectures < step.minArchitectures || points.length < columns + 2) continue;
+      const coefficients = this.solve(step.features, groups, points);
       if (coefficients === null) continue;
-      const residuals = points.map((p, i) => p.peakMiB - dot(rows[i]!, coefficients));
+      const fit = { features: step.features, groups };
+      const residuals = points.map((p) => p.peakMiB - dot(this.row(fit, p), coefficients));
       const rms = Math.sqrt(residuals.reduce((s, r) => s + r * r, 0) / points.length);
-      return { ...fit, coefficients, rmsResidualMiB: rms, points: points.length };
+      const validation = this.leaveOneOut(step.features, groups, points, heldOut);
+      const candidate: GlobalMemoryFit = { ...fit, coefficients, rmsResidualMiB: rms, points: points.length, ...validation };
+      if (best === null || candidate.heldOutRmsMiB < best.heldOutRmsMiB) best = candidate;
     }
-    return null;
+    return best;
+  }
+
+  /** Refits without each of this GPU's architectures in turn and measures how well its points are predicted. */
+  private leaveOneOut(features: FeatureName[], groups: number[], points: MemoryPoint[], heldOut: string[]): { heldOutRmsMiB: number; heldOutSlopeError: number } {
+    let squared = 0;
+    let count = 0;
+    let slopeError = 0;
+    let slopeCount = 0;
+    for (const key of heldOut) {
+      const rest = points.filter((p) => p.group !== 0 || architectureKey(p.architecture) !== key);
+      const own = points.filter((p) => p.group === 0 && architectureKey(p.architecture) === key);
+      if (!groups.every((g) => rest.some((p) => p.group === g))) continue;
+      const coefficients = this.solve(features, groups, rest);
+      if (coefficients === null) continue;
+      const fit = { features, groups };
+      for (const p of own) {
+        const r = p.peakMiB - dot(this.row(fit, p), coefficients);
+        squared += r * r;
+        count += 1;
+      }
+      const ownLaw = this.fitArchitecture(own);
+      if (ownLaw !== undefined && own.length >= 2) {
+        const b = own.reduce((s, p) => s + p.batchSize, 0) / own.length;
+        const predicted = (dot(this.row(fit, { ...own[0]!, batchSize: b + 1 }), coefficients) - dot(this.row(fit, { ...own[0]!, batchSize: b }), coefficients));
+        const actual = ownLaw.perSampleMiB + ownLaw.perSampleSquaredMiB * (2 * b + 1);
+        slopeError = Math.max(slopeError, Math.abs(predicted - actual) / Math.max(actual, 1e-9));
+        slopeCount += 1;
+      }
+    }
+    // Too few held-out architectures to judge: report an error large enough that predictions narrow nothing.
+    return {
+      heldOutRmsMiB: count >= 2 ? Math.sqrt(squared / count) : Number.POSITIVE_INFINITY,
+      heldOutSlopeError: slopeCount >= 2 ? slopeError : Number.POSITIVE_INFINITY,
+    };
   }
 
   /** The regression's law for `a` on this GPU, or on the average transferred GPU before this one has a point. */
@@ -233,19 +286,59 @@ export class CostModel {
     return regressed === undefined ? undefined : { law: regressed, source: 'regressed' };
   }
 
-  /** Predicted maximum feasible batch size of `a` under `limitMiB`, within [0, maxBatchSize]. */
+  /**
+   * Predicted maximum feasible batch size of `a` under `limitMiB`, within
+   * [0, maxBatchSize], with a margin sized from how well the model
+   * predicted held-out architectures. An own law's margin covers allocator
+   * rounding between its points; a pinned law's grows with the distance
+   * from its one point; a purely regressed one's with the held-out error.
+   */
   predictMaxBatch(a: Architecture, limitMiB: number, maxBatchSize: number): MaxBatchPrediction | undefined {
     const prediction = this.memoryLaw(a);
     if (prediction === undefined) return undefined;
-    const estimate = largestBatchWithin(prediction.law, limitMiB, maxBatchSize);
-    const fraction = prediction.source === 'measured' ? 0.01 : prediction.source === 'pinned' ? 0.04 : this.regressionFraction(limitMiB);
-    return { estimate, margin: 2 + Math.ceil(fraction * estimate), source: prediction.source };
+    const law = prediction.law;
+    const estimate = largestBatchWithin(law, limitMiB, maxBatchSize);
+    const slope = Math.max(law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1), 1e-9);
+    const fit = this.global;
+    let margin: number;
+    const rounding = this.granularityEstimateMiB() / slope;
+    if (prediction.source === 'measured') {
+      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + this.ownResidualMiB(a) / slope);
+    } else if (prediction.source === 'pinned' && fit !== null) {
+      const point = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a)).reduce((x, y) => (Math.abs(y.batchSize - estimate) < Math.abs(x.batchSize - estimate) ? y : x));
+      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + 3 * fit.heldOutSlopeError * Math.abs(estimate - point.batchSize));
+    } else if (fit !== null) {
+      margin = 2 + Math.ceil(0.05 * estimate + (3 * fit.heldOutRmsMiB) / slope);
+    } else {
+      margin = Number.POSITIVE_INFINITY;
+    }
+    return { estimate, margin: Number.isFinite(margin) ? margin : maxBatchSize, source: prediction.source };
   }
 
-  /** Relative margin of a regressed prediction: three residual RMS against the usable memory, at least 10%. */
-  private regressionFraction(limitMiB: number): number {
-    const rms = this.global?.rmsResidualMiB ?? limitMiB;
-    return Math.max(0.1, Math.min(1, (3 * rms) / limitMiB * 10));
+  /**
+   * The allocator's rounding step as the measurements show it: the greatest
+   * common divisor of differences between measured peaks (whole MiB), at
+   * most MAX_GRANULARITY_MIB. With few points it overestimates, which only
+   * widens margins.
+   */
+  private granularityEstimateMiB(): number {
+    if (this.granularity !== undefined) return this.granularity;
+    const peaks = [...new Set(this.current.map((p) => Math.round(p.peakMiB)))];
+    let divisor = 0;
+    for (const peak of peaks) divisor = greatestCommonDivisor(divisor, Math.abs(peak - peaks[0]!));
+    this.granularity = divisor === 0 ? MAX_GRANULARITY_MIB : Math.min(divisor, MAX_GRANULARITY_MIB);
+    return this.granularity;
+  }
+
+  /** Largest residual of an architecture's own fit, in MiB; it shows allocator rounding when there are 3+ points. */
+  private ownResidualMiB(a: Architecture): number {
+    const law = this.ownLaws.get(architectureKey(a));
+    if (law === undefined) return 0;
+    let worst = 0;
+    for (const p of this.current) {
+      if (architectureKey(p.architecture) === architectureKey(a)) worst = Math.max(worst, Math.abs(p.peakMiB - evaluateLaw(law, p.batchSize)));
+    }
+    return 2 * worst;
   }
 
   /** The step-time line of `a` from two or more of its own measurements. */
@@ -279,6 +372,14 @@ export class CostModel {
       transferred,
     };
   }
+}
+
+/** Largest allocator rounding step the margins allow for, in MiB. */
+const MAX_GRANULARITY_MIB = 1024;
+
+function greatestCommonDivisor(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
 }
 
 export function evaluateLaw(law: MemoryLaw, batchSize: number): number {

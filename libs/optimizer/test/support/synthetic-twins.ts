@@ -1,0 +1,76 @@
+/**
+ * Synthetic twins for proving the strategies on GPUs they were not tuned
+ * on: other memory sizes, allocator granularities, quadratic memory terms
+ * and per-architecture jitter in memory and time. Deterministic per seed.
+ */
+import { parseTwin, type Twin, type TwinArchitecture } from '@hwopt/twin';
+import { stageSpaces, VISNET_PDB, type Architecture } from '../../src/index.ts';
+
+export interface SyntheticTwinSpec {
+  name: string;
+  memoryTotalMiB: number;
+  granularityMiB: number;
+  seed: number;
+  /** perSampleSquaredMiB as a fraction of perSampleMiB (0: linear memory). */
+  squaredFraction: number;
+  /** Multiplies every step time (larger is a slower GPU). */
+  slowdown: number;
+}
+
+export const SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
+  { name: 'synthetic-8gb', memoryTotalMiB: 8192, granularityMiB: 64, seed: 11, squaredFraction: 0.004, slowdown: 2.5 },
+  { name: 'synthetic-12gb', memoryTotalMiB: 12288, granularityMiB: 512, seed: 12, squaredFraction: 0, slowdown: 1.6 },
+  { name: 'synthetic-24gb', memoryTotalMiB: 24576, granularityMiB: 20, seed: 13, squaredFraction: 0.002, slowdown: 1.2 },
+  { name: 'synthetic-80gb', memoryTotalMiB: 81920, granularityMiB: 2, seed: 14, squaredFraction: 0.001, slowdown: 0.9 },
+  { name: 'synthetic-80gb-slow', memoryTotalMiB: 81559, granularityMiB: 32, seed: 15, squaredFraction: 0, slowdown: 2.2 },
+];
+
+/** Mulberry32: a small seeded generator, enough for reproducible jitter. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function syntheticTwin(spec: SyntheticTwinSpec): Twin {
+  const next = random(spec.seed);
+  const jitter = (fraction: number) => 1 + fraction * (2 * next() - 1);
+  const memoryScale = jitter(0.2);
+  const perSampleScale = jitter(0.3);
+  const spaces = stageSpaces(VISNET_PDB, spec.memoryTotalMiB);
+  const unique = new Map<string, Architecture>();
+  for (const list of Object.values(spaces)) for (const a of list) unique.set(`${a.layers}x${a.hiddenChannels}`, a);
+
+  const architectures: TwinArchitecture[] = [...unique.values()].map(({ layers, hiddenChannels: c }) => {
+    const parameters = 8 * layers * c * c + 30 * layers * c + 4 * c * c + 2000;
+    const lc = layers * c;
+    const perSampleMiB = Number(((30 + 0.25 * lc) * perSampleScale * jitter(0.03)).toFixed(3));
+    return {
+      layers,
+      hiddenChannels: c,
+      parameters,
+      fixedMiB: Number(((180 + 0.0375 * lc + 1.526e-5 * parameters) * memoryScale * jitter(0.03)).toFixed(3)),
+      perSampleMiB,
+      perSampleSquaredMiB: Number((perSampleMiB * spec.squaredFraction * jitter(0.1)).toFixed(5)),
+      stepSecondsFixed: Number((spec.slowdown * (0.01 + 1e-8 * parameters) * jitter(0.1)).toFixed(6)),
+      stepSecondsPerSample: Number((spec.slowdown * (2.8e-5 * lc + 1.7e-8 * parameters) * jitter(0.15)).toFixed(7)),
+    };
+  });
+
+  return parseTwin(
+    {
+      format: 'hwopt-twin/1',
+      gpu: { name: `Synthetic ${spec.name}`, memoryTotalMiB: spec.memoryTotalMiB, driverVersion: '0.0', cudaVersion: null, computeCapability: null },
+      workload: 'visnet-pdb',
+      memory: { reservedMiB: Math.round(250 + 350 * next()), granularityMiB: spec.granularityMiB },
+      trialOverheadSeconds: Number((5 + 7 * next()).toFixed(2)),
+      architectures,
+    },
+    spec.name,
+  );
+}
