@@ -53,7 +53,7 @@ export function parseInventoryXml(xml: string): GpuInventory {
   const validation = XMLValidator.validate(xml);
   if (validation !== true) {
     const { msg, line } = validation.err;
-    throw new MalformedOutputError(`invalid or truncated XML at line ${line}: ${msg.replace(/\.+$/, "")}`, { outputExcerpt: xml.slice(0, 2000) });
+    throw new MalformedOutputError(`invalid or truncated XML at line ${line}: ${msg.replace(/\.+$/, '')}`, { outputExcerpt: xml.slice(0, 2000) });
   }
 
   let document: XmlNode;

@@ -145,7 +145,7 @@ function readApps(stateDir, gpuUuid) {
   return apps;
 }
 
-/** Reads the twin, the overrides and the trial processes: the GPU as this run prints it. */
+/** Reads the twin and the overrides into the GPU this run prints; `refreshApps` adds the trial processes. */
 function readGpu() {
   const twinPath = process.env.HWOPT_TWIN;
   if (!twinPath) fail('HWOPT_TWIN is not set: point it at a twin JSON file (format hwopt-twin/1).', EXIT.invalidArgument);
