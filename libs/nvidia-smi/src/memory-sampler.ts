@@ -36,6 +36,8 @@ export interface MemorySampleSummary {
 }
 
 export interface MemorySampler {
+  /** Returns the peaks so far, without stopping. */
+  peek(): MemorySampleSummary;
   /** Stops both nvidia-smi processes (SIGTERM, then SIGKILL to their groups) and returns the peaks. Safe to call twice. */
   stop(): Promise<MemorySampleSummary>;
 }
@@ -105,6 +107,10 @@ class NvidiaSmiMemorySampler implements MemorySampler {
     this.spawn([`--query-compute-apps=${COMPUTE_APP_FIELDS.join(',')}`, format, ...loop], (line) => this.onComputeAppLine(line));
     this.spawn([`--query-gpu=${DEVICE_FIELDS.join(',')}`, format, ...loop], (line) => this.onDeviceLine(line));
     this.logger.debug({ rootPid: this.rootPid, gpuUuids: options.gpuUuids, intervalMs: this.intervalMs }, 'memory sampler started');
+  }
+
+  peek(): MemorySampleSummary {
+    return { ...this.summary, errors: [...this.summary.errors] };
   }
 
   stop(): Promise<MemorySampleSummary> {
@@ -218,7 +224,7 @@ class NvidiaSmiMemorySampler implements MemorySampler {
     this.stopping = true;
     await Promise.all(this.subprocesses.map((subprocess) => stopSubprocess(subprocess)));
     this.logger.debug({ rootPid: this.rootPid, ...this.summary, errors: this.summary.errors.map((error) => error.code) }, 'memory sampler stopped');
-    return { ...this.summary, errors: [...this.summary.errors] };
+    return this.peek();
   }
 }
 
