@@ -8,7 +8,7 @@ import {
   type NvidiaSmiRunDetails,
 } from './errors.ts';
 
-/** What a finished nvidia-smi run produced, as far as classifying a failure needs. */
+/** Result of a finished nvidia-smi run: the fields that classifying a failure needs. */
 export interface NvidiaSmiRunOutcome {
   command: string;
   commandLine: string;
@@ -25,7 +25,7 @@ export interface NvidiaSmiRunOutcome {
 /**
  * Exit codes from the nvidia-smi manual page (RETURN VALUE): 4 no
  * permission, 9 driver not loaded, 12 NVML shared library not found.
- * 18 is NVML_ERROR_LIB_RM_VERSION_MISMATCH, the code nvidia-smi exits
+ * 18 is NVML_ERROR_LIB_RM_VERSION_MISMATCH in nvml.h, the code nvidia-smi exits
  * with on "Driver/library version mismatch".
  */
 const EXIT_NO_PERMISSION = 4;

@@ -26,7 +26,7 @@ export interface InventoryPollerOptions {
   timeoutMs?: number;
   /** First backoff after a failure, in ms. Default 5,000. */
   backoffBaseMs?: number;
-  /** Longest backoff, in ms. Default 300,000 (5 minutes). */
+  /** Maximum backoff, in ms. Default 300,000 (5 minutes). */
   backoffCapMs?: number;
   logger?: Logger;
   /** Clock, replaceable in tests. Default `Date.now`. */

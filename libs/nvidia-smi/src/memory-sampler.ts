@@ -45,7 +45,7 @@ export interface MemorySampler {
 const COMPUTE_APP_FIELDS = ['pid', 'used_memory', 'gpu_uuid'];
 const DEVICE_FIELDS = ['uuid', 'memory.used'];
 const MIN_INTERVAL_MS = 20;
-/** Longest output line kept, in characters; a longer line is dropped as garbage. */
+/** Maximum output line length kept, in characters. A longer line is dropped as garbage. */
 const MAX_LINE_CHARS = 64 * 1024;
 /** Bound on stderr kept per sampling process, in bytes. */
 const MAX_STDERR_BYTES = 64 * 1024;

@@ -10,7 +10,7 @@ export interface NvidiaSmiCommand {
 
 export const DEFAULT_NVIDIA_SMI: NvidiaSmiCommand = { command: 'nvidia-smi' };
 
-/** Default time one nvidia-smi query may take, in ms; a healthy 8-GPU node answers `-q -x` in well under 2 s. */
+/** Default time one nvidia-smi query may take, in ms. An estimate with wide room, not measured on GPU nodes. */
 export const DEFAULT_NVIDIA_SMI_TIMEOUT_MS = 10_000;
 
 /** Time between SIGTERM and SIGKILL when nvidia-smi is stopped, in ms. */

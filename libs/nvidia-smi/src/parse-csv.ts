@@ -121,7 +121,7 @@ function readCsvTable(kind: CsvQueryKind, text: string, fields: string[] | undef
 /** Field names with an optional unit, e.g. `memory.used [MiB]`; values such as GPU names have spaces. */
 const HEADER_CELL_PATTERN = /^[A-Za-z_][A-Za-z0-9_.]*(?: \[[^\]]+\])?$/;
 
-/** A first line is a header when every cell has a field name's shape and one of them is a queried field. */
+/** Returns whether a first line is a header: every cell has a field name's shape, and one of them is a queried field. */
 function looksLikeHeader(kind: CsvQueryKind, record: string[], queried: string[]): boolean {
   if (!record.every((cell) => HEADER_CELL_PATTERN.test(cell))) return false;
   return record.some((cell) => queried.includes(canonicalFieldName(kind, cell)));

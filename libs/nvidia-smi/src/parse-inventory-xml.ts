@@ -4,9 +4,9 @@ import { ReasonCollector, readInteger, readMiB, readText, readVersion } from './
 import type { GpuInfo, GpuInventory, GpuProcess, MigDevice } from './types.ts';
 
 /**
- * Largest `nvidia-smi -q -x` document accepted, in characters. The captures
- * are 10 to 63 kB per GPU, so 8 GPUs print about 0.5 MB (an estimate); far
- * more means the input is not an inventory.
+ * Maximum `nvidia-smi -q -x` document size accepted, in characters. The
+ * captures are 10 to 63 kB per GPU, so 8 GPUs print about 0.5 MB (an
+ * estimate). Far more means the input is not an inventory.
  */
 export const MAX_INVENTORY_XML_CHARS = 32 * 1024 * 1024;
 
