@@ -156,6 +156,17 @@ async function stopSampling(sampling: DeviceMemorySampling | null, log: Logger):
   }
 }
 
+/**
+ * The larger of two peak readings. Sampling at an interval can miss a short
+ * peak that a runner measuring its own device use saw, and the larger
+ * reading is the safe one to size batches by.
+ */
+function largerOf(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
 function buildReport(
   spec: TrialSpec,
   run: ProcessGroupResult,
@@ -175,7 +186,7 @@ function buildReport(
     stepSeconds: result?.stepSeconds ?? computeStepStats(output?.stepSamples ?? []),
     frameworkPeakAllocatedBytes: result?.frameworkPeakAllocatedBytes ?? null,
     frameworkPeakReservedBytes: result?.frameworkPeakReservedBytes ?? null,
-    devicePeakMiB: peaks.devicePeakMiB ?? result?.devicePeakMiB ?? null,
+    devicePeakMiB: largerOf(peaks.devicePeakMiB, result?.devicePeakMiB ?? null),
     processPeakMiB: peaks.processPeakMiB,
     gpuSeconds: result?.gpuSeconds ?? run.wallSeconds,
     wallSeconds: run.wallSeconds,

@@ -64,9 +64,13 @@ export class BenchmarkRepository {
    * their unfinished trials lost, so no run stays stuck after a restart.
    * Returns the interrupted runs so their benchmarks can be scheduled again.
    */
-  async interruptAbandonedRuns(reason: string): Promise<{ id: string; nodeId: string; gpuId: string; reason: string; stages: string[] }[]> {
+  async interruptAbandonedRuns(reason: string, heartbeatOlderThan: Date): Promise<{ id: string; nodeName: string; gpuUuid: string; reason: string; stages: string[] }[]> {
     return this.prisma.$transaction(async (tx) => {
-      const runs = await tx.benchmarkRun.findMany({ where: { status: 'running' }, select: { id: true, nodeId: true, gpuId: true, reason: true, stages: true } });
+      const found = await tx.benchmarkRun.findMany({
+        where: { status: 'running', heartbeatAt: { lt: heartbeatOlderThan } },
+        select: { id: true, reason: true, stages: true, node: { select: { name: true } }, gpu: { select: { uuid: true } } },
+      });
+      const runs = found.map((r) => ({ id: r.id, nodeName: r.node.name, gpuUuid: r.gpu.uuid, reason: r.reason, stages: r.stages }));
       if (runs.length === 0) return [];
       const ids = runs.map((r) => r.id);
       await tx.trial.updateMany({ where: { runId: { in: ids }, status: 'assigned' }, data: { status: 'lost', finishedAt: new Date(), failureSummary: reason } });
@@ -75,8 +79,12 @@ export class BenchmarkRepository {
     });
   }
 
+  /** Creates a trial row and touches its run's heartbeat. */
   async createTrial(input: CreateTrialInput): Promise<void> {
-    await this.prisma.trial.create({ data: { ...input, status: 'assigned' } });
+    await this.prisma.$transaction([
+      this.prisma.trial.create({ data: { ...input, status: 'assigned' } }),
+      this.prisma.benchmarkRun.update({ where: { id: input.runId }, data: { heartbeatAt: new Date() } }),
+    ]);
   }
 
   /**
@@ -126,6 +134,11 @@ export class BenchmarkRepository {
   /** The newest cost model stored under exactly this calibration key. */
   async findCostModel(calibrationKey: string) {
     return this.prisma.costModel.findFirst({ where: { calibrationKey }, orderBy: { createdAt: 'desc' } });
+  }
+
+  /** The newest cost model of this GPU model and memory size, under any driver. */
+  async findCostModelOfGpu(workloadId: string, gpuModel: string, memoryTotalMiB: number) {
+    return this.prisma.costModel.findFirst({ where: { workloadId, gpuModel, memoryTotalMiB }, orderBy: { createdAt: 'desc' } });
   }
 
   /** The newest cost model of each other GPU model for this workload, to start an unseen GPU from. */
@@ -205,6 +218,19 @@ export class BenchmarkRepository {
       }
       return changes;
     });
+  }
+
+  /** GPUs of a node with no current config for this workload and dataset size. */
+  async gpusWithoutCurrentConfigs(nodeId: string, workloadName: string, datasetSize: number): Promise<string[]> {
+    const gpus = await this.prisma.gpu.findMany({
+      where: { nodeId, present: true, configs: { none: { current: true, datasetSize, workload: { name: workloadName } } } },
+      select: { uuid: true },
+    });
+    return gpus.map((g) => g.uuid);
+  }
+
+  async hasStaleConfigs(nodeId: string): Promise<boolean> {
+    return (await this.prisma.recommendedConfig.count({ where: { nodeId, current: true, staleAt: { not: null } } })) > 0;
   }
 
   /** Marks a node's current configs stale; they stay queryable, flagged. */

@@ -76,6 +76,7 @@ CREATE TABLE "benchmark_runs" (
     "error" TEXT,
     "changes" TEXT[] DEFAULT ARRAY[]::TEXT[],
     "started_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "heartbeat_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "finished_at" TIMESTAMPTZ(3),
 
     CONSTRAINT "benchmark_runs_pkey" PRIMARY KEY ("id")

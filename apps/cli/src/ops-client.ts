@@ -1,0 +1,77 @@
+/**
+ * The CLI's connection to the coordinator's ops service: credentials from
+ * flags, a deadline on every call, and errors turned into one-line reasons.
+ */
+import { readFileSync } from 'node:fs';
+import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { InvalidInputError } from '@hwopt/common';
+import { GRPC_CHANNEL_OPTIONS, OpsServiceClient } from '@hwopt/proto';
+
+export interface ConnectionFlags {
+  coordinator: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  token?: string;
+  timeout: string;
+}
+
+/** Default deadline of one ops call, in seconds. */
+export const DEFAULT_CALL_TIMEOUT_SECONDS = 15;
+
+export class OpsCallError extends Error {
+  readonly code = 'OPS_CALL_FAILED';
+}
+
+export interface OpsConnection {
+  client: InstanceType<typeof OpsServiceClient>;
+  metadata: Metadata;
+  deadline(): Date;
+  close(): void;
+}
+
+function read(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new InvalidInputError(`${flag} ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+export function connect(flags: ConnectionFlags): OpsConnection {
+  if (!/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/.test(flags.coordinator)) {
+    throw new InvalidInputError(`--coordinator ${JSON.stringify(flags.coordinator)} is not HOST:PORT (for example 127.0.0.1:50551)`);
+  }
+  const timeoutSeconds = Number(flags.timeout);
+  if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout ${flags.timeout} must be a positive number of seconds`);
+  const credentials = flags.tlsCa
+    ? grpcCredentials.createSsl(read(flags.tlsCa, '--tls-ca'), flags.tlsKey ? read(flags.tlsKey, '--tls-key') : null, flags.tlsCert ? read(flags.tlsCert, '--tls-cert') : null)
+    : grpcCredentials.createInsecure();
+  const client = new OpsServiceClient(flags.coordinator, credentials, GRPC_CHANNEL_OPTIONS);
+  const metadata = new Metadata();
+  const token = flags.token ?? process.env.HWOPT_TOKEN;
+  if (token) metadata.set('authorization', `Bearer ${token}`);
+  return {
+    client,
+    metadata,
+    deadline: () => new Date(Date.now() + timeoutSeconds * 1000),
+    close: () => client.close(),
+  };
+}
+
+/** Calls a unary ops method and turns gRPC errors into one-line reasons. */
+export function call<Req, Res>(connection: OpsConnection, method: (request: Req, metadata: Metadata, options: { deadline: Date }, callback: (error: ServiceError | null, response: Res) => void) => unknown, request: Req, coordinator: string): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(connection.client, request, connection.metadata, { deadline: connection.deadline() }, (error, response) => {
+      if (!error) {
+        resolve(response);
+        return;
+      }
+      if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
+        reject(new OpsCallError(`cannot reach the coordinator at ${coordinator} (${status[error.code]}); start it with hwopt-coordinator or pass --coordinator HOST:PORT`));
+      } else {
+        reject(new OpsCallError(`${status[error.code]}: ${error.details}`));
+      }
+    });
+  });
+}

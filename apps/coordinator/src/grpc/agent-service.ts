@@ -1,0 +1,144 @@
+/**
+ * hwopt.v1.AgentService: one bidirectional Session stream per agent. The
+ * first message must be a Hello; results are stored before they are
+ * acknowledged.
+ */
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from '@hwopt/common';
+import type { AgentHello, AgentLink, AgentSession, FleetCoordinator, AgentRegistry } from '@hwopt/fleet';
+import { ForeignTrialError } from '@hwopt/fleet';
+import type { AgentMessage, AgentServiceServer, CoordinatorMessage } from '@hwopt/proto';
+import * as validate from './validate.ts';
+
+export interface AgentServiceDeps {
+  fleet: FleetCoordinator;
+  registry: AgentRegistry;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  /**
+   * Returns the node name the caller's certificate proves, or null when the
+   * mode proves none (token or plaintext). Throws a gRPC error to reject.
+   */
+  authenticatedNodeName(call: ServerDuplexStream<AgentMessage, CoordinatorMessage>): string | null;
+}
+
+export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
+  return {
+    session(call) {
+      const logger = deps.logger.child({ peer: call.getPeer() });
+      let hello: AgentHello | null = null;
+      let session: AgentSession | null = null;
+      let ended = false;
+      // Messages of one session are handled in order, one at a time.
+      let queue = Promise.resolve();
+
+      const send = (message: CoordinatorMessage) => {
+        if (!ended) call.write(message);
+      };
+      const end = (code: status, details: string) => {
+        if (ended) return;
+        ended = true;
+        call.emit('error', { code, details });
+        call.end();
+      };
+      const link: AgentLink = {
+        assignTrial: (a) =>
+          send({
+            trialAssignment: {
+              trialId: a.trialId,
+              gpuUuid: a.gpuUuid,
+              workload: a.workload,
+              architecture: { layers: a.architecture.layers, hiddenChannels: a.architecture.hiddenChannels },
+              batchSize: a.batchSize,
+              iterations: a.iterations,
+              timeoutMs: a.timeoutMs,
+            },
+          }),
+        acknowledgeResult: (trialId) => send({ resultAck: { trialId } }),
+        cancelTrial: (trialId, reason) => send({ cancelTrial: { trialId, reason } }),
+        requestDescribe: (requestId, workload, architectures) => send({ describeRequest: { requestId, workload, architectures } }),
+        close: (reason) => {
+          send({ reject: { reason } });
+          if (!ended) {
+            ended = true;
+            call.end();
+          }
+        },
+      };
+
+      let proven: string | null;
+      try {
+        proven = deps.authenticatedNodeName(call);
+      } catch (error) {
+        const { code, details } = error as { code?: status; details?: string };
+        logger.warn({ reason: details }, 'agent session rejected');
+        end(code ?? status.UNAUTHENTICATED, details ?? 'not authenticated');
+        return;
+      }
+
+      const handle = async (message: AgentMessage) => {
+        if (!hello) {
+          if (!message.hello) throw new validate.RequestValidationError('the first message of a session must be a hello');
+          const candidate = validate.hello(message.hello);
+          if (proven !== null && proven !== candidate.nodeName) {
+            end(status.PERMISSION_DENIED, `this client certificate belongs to node ${proven}, not ${candidate.nodeName}`);
+            return;
+          }
+          hello = candidate;
+          session = await deps.fleet.handleHello(hello, link);
+          send({ welcome: { nodeId: session.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs } });
+          return;
+        }
+        if (message.hello) throw new validate.RequestValidationError('a session sends hello only once');
+        if (message.heartbeat) {
+          await deps.fleet.handleHeartbeat(session!, hello, validate.inventory(message.heartbeat.inventory, 'heartbeat.inventory'));
+        } else if (message.trialResult) {
+          const result = validate.trialResult(message.trialResult);
+          await deps.fleet.handleTrialResult(session!, result);
+          link.acknowledgeResult(result.trialId);
+        } else if (message.describeResult) {
+          const d = message.describeResult;
+          if (d.parameterCounts.length > 10_000) throw new validate.RequestValidationError('describe_result.parameter_counts has more than 10000 entries');
+          deps.registry.completeDescribe(session!.nodeName, validate.text(d.requestId, 'describe_result.request_id', 64), d.parameterCounts, d.error ? validate.text(d.error.slice(0, 2048), 'describe_result.error', 2048) : null);
+        }
+        // Trial progress is informational; the coordinator does not need it to decide.
+      };
+
+      call.on('data', (message: AgentMessage) => {
+        queue = queue
+          .then(() => (ended ? undefined : handle(message)))
+          .catch((error: unknown) => {
+            if (error instanceof validate.RequestValidationError) {
+              logger.warn({ node: hello?.nodeName, reason: error.message }, 'invalid agent message; closing the session');
+              end(status.INVALID_ARGUMENT, error.message);
+            } else if (error instanceof ForeignTrialError) {
+              logger.warn({ node: hello?.nodeName, reason: error.message }, 'agent reported a trial it was not given');
+              end(status.PERMISSION_DENIED, error.message);
+            } else {
+              // A store failure: the result stays unacknowledged, so the agent keeps it and resends.
+              logger.error({ err: error, node: hello?.nodeName }, 'could not handle an agent message; closing the session');
+              end(status.UNAVAILABLE, 'the coordinator could not store the message; reconnect and resend');
+            }
+          });
+      });
+      const finish = (reason: string) => {
+        const current = session;
+        session = null;
+        if (!ended) {
+          ended = true;
+          try {
+            call.end();
+          } catch {
+            // The stream is already closed.
+          }
+        }
+        if (current) {
+          deps.fleet.handleDisconnect(current, reason).catch((error) => logger.warn({ err: error }, 'disconnect handling failed'));
+        }
+      };
+      call.on('end', () => finish('stream ended by the agent'));
+      call.on('error', (error) => finish(`stream error: ${error.message}`));
+      call.on('cancelled', () => finish('stream cancelled'));
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * Benchmark jobs on pg-boss, a PostgreSQL job queue: jobs survive a
+ * coordinator restart, several coordinators share one queue without running
+ * a job twice, and a job whose node is not connected here is retried with
+ * backoff (the node may be connected to another coordinator, or be back
+ * later).
+ */
+import PgBoss from 'pg-boss';
+import type { Logger } from '@hwopt/common';
+import type { StageName } from '@hwopt/optimizer';
+
+export const BENCHMARK_QUEUE = 'hwopt-benchmark';
+export const SCHEDULED_REBENCHMARK_QUEUE = 'hwopt-scheduled-rebenchmark';
+
+export type BenchmarkReason = 'initial' | 'driver_change' | 'schedule' | 'on_demand' | 'interrupted';
+
+export interface BenchmarkJob {
+  nodeName: string;
+  reason: BenchmarkReason;
+  /** One GPU of the node; all of its GPUs when unset. */
+  gpuUuid?: string;
+  stages?: StageName[];
+}
+
+export interface BenchmarkSchedulerOptions {
+  databaseUrl: string;
+  logger: Logger;
+  /** Jobs this process runs at once (one job benchmarks one node). Default 16. */
+  concurrency?: number;
+  /** Cron expression (5 or 6 fields) for re-benchmarking every node; unset for none. */
+  rebenchmarkCron?: string;
+  /** Seconds between queue polls. Default 1. */
+  pollingIntervalSeconds?: number;
+  /** First retry delay in seconds for a job that failed (doubles each time). Default 5. */
+  retryDelaySeconds?: number;
+  handler(job: BenchmarkJob): Promise<void>;
+  onScheduledRebenchmark(): Promise<void>;
+}
+
+export class BenchmarkScheduler {
+  readonly #boss: PgBoss;
+  #started = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: BenchmarkSchedulerOptions) {
+    this.#boss = new PgBoss({ connectionString: options.databaseUrl, schema: 'pgboss', max: 4 });
+    this.#boss.on('error', (error) => options.logger.error({ err: error }, 'job queue error'));
+  }
+
+  async start(): Promise<void> {
+    const { options } = this;
+    await this.#boss.start();
+    this.#started = true;
+    // 'stately': at most one queued and one active job per singleton key,
+    // so a node gets one pending benchmark per reason however often it is asked.
+    await this.#boss.createQueue(BENCHMARK_QUEUE, {
+      name: BENCHMARK_QUEUE,
+      policy: 'stately',
+      retryLimit: 20,
+      retryDelay: options.retryDelaySeconds ?? 5,
+      retryBackoff: true,
+      // A benchmark on real GPUs can take hours; a job held longer by a
+      // coordinator that died is handed to another after this.
+      expireInHours: 12,
+    });
+    await this.#boss.createQueue(SCHEDULED_REBENCHMARK_QUEUE, { name: SCHEDULED_REBENCHMARK_QUEUE, policy: 'singleton' });
+    const concurrency = options.concurrency ?? 16;
+    const polling = { pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };
+    for (let i = 0; i < concurrency; i++) {
+      await this.#boss.work<BenchmarkJob>(BENCHMARK_QUEUE, polling, async ([job]) => {
+        if (job) await options.handler(job.data);
+      });
+    }
+    await this.#boss.work(SCHEDULED_REBENCHMARK_QUEUE, polling, async () => options.onScheduledRebenchmark());
+    if (options.rebenchmarkCron) {
+      await this.#boss.schedule(SCHEDULED_REBENCHMARK_QUEUE, options.rebenchmarkCron, {});
+    } else {
+      await this.#boss.unschedule(SCHEDULED_REBENCHMARK_QUEUE);
+    }
+    options.logger.info({ concurrency, cron: options.rebenchmarkCron ?? null }, 'benchmark scheduler started');
+  }
+
+  /** Queues a benchmark; returns the job id, or null when an equal job is already queued. */
+  async enqueue(job: BenchmarkJob): Promise<string | null> {
+    const key = [job.nodeName, job.reason, job.gpuUuid ?? 'all', (job.stages ?? []).join('+') || 'all-stages'].join(':');
+    const id = await this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: key });
+    this.options.logger.info({ node: job.nodeName, reason: job.reason, jobId: id }, id ? 'benchmark queued' : 'benchmark already queued');
+    return id;
+  }
+
+  /** Stops taking jobs, waits for running ones up to `timeoutMs`, then closes. Safe to call twice. */
+  stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.#started) return Promise.resolve();
+    this.#stopping ??= this.#boss.stop({ graceful: true, timeout: timeoutMs, wait: true, close: true });
+    return this.#stopping;
+  }
+}

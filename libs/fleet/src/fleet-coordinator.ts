@@ -1,0 +1,187 @@
+/**
+ * The coordinator's decisions about nodes: what a hello, a heartbeat or a
+ * result changes in the store, and which benchmarks that calls for.
+ */
+import type { Logger } from '@hwopt/common';
+import type { BenchmarkRepository, NodeReport, NodeRepository } from '@hwopt/db';
+import type { AgentHello, AgentLink, InventoryReport, TrialResultReport } from './agent-messages.ts';
+import type { AgentRegistry, AgentSession } from './agent-registry.ts';
+import type { BenchmarkJob } from './benchmark-scheduler.ts';
+import type { BenchmarkService } from './benchmark-service.ts';
+
+export interface JobQueue {
+  enqueue(job: BenchmarkJob): Promise<string | null>;
+}
+
+/** Raised when a result names a trial this node was never given. */
+export class ForeignTrialError extends Error {
+  readonly code = 'FOREIGN_TRIAL';
+}
+
+export class FleetCoordinator {
+  readonly #running = new Map<string, AbortController>();
+  queue: JobQueue | undefined;
+
+  constructor(
+    private readonly deps: {
+      nodes: NodeRepository;
+      benchmarks: BenchmarkRepository;
+      registry: AgentRegistry;
+      service: BenchmarkService;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Stores the node's report, attaches its session and queues the benchmarks it needs. */
+  async handleHello(hello: AgentHello, link: AgentLink): Promise<AgentSession> {
+    const update = await this.deps.nodes.recordReport(toNodeReport(hello, hello.inventory), stateOf(hello.inventory));
+    const session = this.deps.registry.attach(hello.nodeName, update.nodeId, link);
+    await this.#reactToVersions(hello.nodeName, update.nodeId, hello.inventory, update.versionChange);
+    await this.#queueMissingBenchmarks(hello.nodeName, update.nodeId);
+    return session;
+  }
+
+  async handleHeartbeat(session: AgentSession, hello: AgentHello, inventory: InventoryReport): Promise<void> {
+    const update = await this.deps.nodes.recordReport(toNodeReport(hello, inventory), stateOf(inventory));
+    if (update.versionChange || update.rebootPendingChanged) {
+      await this.#reactToVersions(session.nodeName, update.nodeId, inventory, update.versionChange);
+    }
+  }
+
+  /**
+   * Stores a result, then lets the waiting run continue. The caller sends
+   * the acknowledgement only after this resolves, so an acknowledged result
+   * is always in the store. A duplicate is acknowledged again and changes
+   * nothing.
+   */
+  async handleTrialResult(session: AgentSession, result: TrialResultReport): Promise<{ duplicate: boolean }> {
+    const trial = await this.deps.benchmarks.getTrial(result.trialId);
+    if (!trial || trial.nodeId !== session.nodeId) {
+      throw new ForeignTrialError(`Trial ${result.trialId} was not assigned to node ${session.nodeName}; the result is rejected.`);
+    }
+    const stored = await this.deps.benchmarks.recordTrialResult({
+      trialId: result.trialId,
+      outcome: result.outcome,
+      failureKind: result.failure?.kind ?? null,
+      failureSummary: result.failure?.summary ?? null,
+      devicePeakMiB: result.devicePeakMiB,
+      processPeakMiB: result.processPeakMiB,
+      frameworkPeakAllocatedBytes: result.frameworkPeakAllocatedBytes,
+      frameworkPeakReservedBytes: result.frameworkPeakReservedBytes,
+      stepSecondsMean: result.step?.meanSeconds ?? null,
+      stepSecondsP50: result.step?.p50Seconds ?? null,
+      stepSecondsMin: result.step?.minSeconds ?? null,
+      stepSecondsMax: result.step?.maxSeconds ?? null,
+      parameterCount: result.parameterCount,
+      gpuSeconds: result.gpuSeconds,
+      wallSeconds: result.wallSeconds,
+    });
+    if (!stored.duplicate) this.deps.registry.completeTrial(result);
+    return { duplicate: stored.duplicate };
+  }
+
+  async handleDisconnect(session: AgentSession, reason: string): Promise<void> {
+    this.deps.registry.detach(session, reason);
+    if (!this.deps.registry.isConnected(session.nodeName)) {
+      await this.deps.nodes.setState(session.nodeId, 'offline').catch((error) => this.deps.logger.warn({ err: error, node: session.nodeName }, 'could not mark node offline'));
+    }
+  }
+
+  /** Runs one queued benchmark job: every GPU of the node (or the one named) in parallel. */
+  async runJob(job: BenchmarkJob): Promise<void> {
+    const node = await this.deps.nodes.findByName(job.nodeName);
+    if (!node) {
+      this.deps.logger.warn({ node: job.nodeName }, 'benchmark job names an unknown node; dropping it');
+      return;
+    }
+    if (node.rebootPending) {
+      // The driver was upgraded without a reboot; trials would fail until it reboots.
+      throw new Error(`Node ${node.name} is waiting for a reboot after a driver upgrade; the benchmark will be retried.`);
+    }
+    const gpus = node.gpus.filter((g) => (job.gpuUuid ? g.uuid === job.gpuUuid : true)).filter((g) => g.migMode !== 'Enabled' || g.parentUuid !== null);
+    const controller = new AbortController();
+    this.#running.set(job.nodeName, controller);
+    try {
+      const outcomes = await Promise.allSettled(
+        gpus.map((gpu) => this.deps.service.run({ nodeName: node.name, gpuUuid: gpu.uuid, reason: job.reason, stages: job.stages, signal: controller.signal })),
+      );
+      const failure = outcomes.find((o) => o.status === 'rejected');
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+    } finally {
+      this.#running.delete(job.nodeName);
+    }
+  }
+
+  /** Queues a re-benchmark of every known node, for the scheduled cron run. */
+  async queueRebenchmarkOfAll(): Promise<void> {
+    for (const node of await this.deps.nodes.listWithGpus()) {
+      await this.queue?.enqueue({ nodeName: node.name, reason: 'schedule' });
+    }
+  }
+
+  /** Aborts running benchmarks so their jobs go back to the queue; used at shutdown. */
+  abortRunningBenchmarks(reason: string): void {
+    for (const controller of this.#running.values()) controller.abort(new Error(reason));
+  }
+
+  /**
+   * Closes runs whose coordinator stopped without finishing them (their
+   * heartbeat is older than `staleAfterMs`) and queues them again.
+   */
+  async recoverAbandonedRuns(staleAfterMs: number): Promise<number> {
+    const runs = await this.deps.benchmarks.interruptAbandonedRuns('the coordinator running it stopped', new Date(Date.now() - staleAfterMs));
+    for (const run of runs) {
+      this.deps.logger.warn({ runId: run.id, node: run.nodeName }, 'benchmark run was abandoned; queueing it again');
+      await this.queue?.enqueue({ nodeName: run.nodeName, gpuUuid: run.gpuUuid, reason: 'interrupted' });
+    }
+    return runs.length;
+  }
+
+  async #queueMissingBenchmarks(nodeName: string, nodeId: string): Promise<void> {
+    const missing = await this.deps.benchmarks.gpusWithoutCurrentConfigs(nodeId, this.deps.service.settings.workload.name, this.deps.service.settings.datasetSize);
+    if (missing.length > 0) await this.queue?.enqueue({ nodeName, reason: 'initial' });
+  }
+
+  async #reactToVersions(nodeName: string, nodeId: string, inventory: InventoryReport, change: { from: { driver: string | null; cuda: string | null }; to: { driver: string | null; cuda: string | null } } | null): Promise<void> {
+    if (change) {
+      const reason = `driver ${change.from.driver ?? 'unknown'} -> ${change.to.driver ?? 'unknown'}, CUDA ${change.from.cuda ?? 'unknown'} -> ${change.to.cuda ?? 'unknown'}`;
+      const marked = await this.deps.benchmarks.markConfigsStale(nodeId, reason);
+      this.deps.logger.info({ node: nodeName, reason, staleConfigs: marked }, 'driver version changed');
+    }
+    if (inventory.rebootPending) {
+      const marked = await this.deps.benchmarks.markConfigsStale(nodeId, 'driver upgraded without reboot (NVML version mismatch)');
+      this.deps.logger.warn({ node: nodeName, staleConfigs: marked }, 'node waits for a reboot after a driver upgrade');
+      return;
+    }
+    if (change || (await this.deps.benchmarks.hasStaleConfigs(nodeId))) {
+      await this.queue?.enqueue({ nodeName, reason: 'driver_change' });
+    }
+  }
+}
+
+function stateOf(inventory: InventoryReport): string {
+  return inventory.rebootPending ? 'reboot_pending' : 'online';
+}
+
+function toNodeReport(hello: AgentHello, inventory: InventoryReport): NodeReport {
+  return {
+    name: hello.nodeName,
+    hostname: hello.hostname,
+    labels: hello.labels,
+    agentVersion: hello.agentVersion,
+    driverVersion: inventory.driverVersion,
+    cudaVersion: inventory.cudaVersion,
+    rebootPending: inventory.rebootPending,
+    inventoryStale: inventory.stale,
+    gpus: inventory.gpus.map((gpu) => ({
+      uuid: gpu.uuid,
+      index: gpu.index,
+      name: gpu.name,
+      memoryTotalMiB: gpu.memoryTotalMiB,
+      computeCapability: gpu.computeCapability,
+      migMode: gpu.migMode,
+      parentUuid: gpu.parentUuid,
+      migProfile: gpu.migProfile,
+    })),
+  };
+}
