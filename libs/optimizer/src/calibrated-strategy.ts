@@ -18,6 +18,7 @@
 import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
 import { CostModel } from './cost-model.ts';
 import type { CostModelSnapshot } from './cost-model-snapshot.ts';
+import { EfficiencyModel, type EfficiencySample } from './efficiency-model.ts';
 import type { ResolvedOptimizeOptions } from './options.ts';
 import { buildStagePick, type StagePick } from './stage-pick.ts';
 import { compareEfficiency, cycleMinutes, efficiencyScore, type EfficiencyScore } from './stage-rules.ts';
@@ -28,8 +29,8 @@ import { scaledStartBatchSize } from './workload.ts';
 
 /** Iterations of a probe that is not expected to become a recommendation (the rules' minimum). */
 const PROBE_ITERATIONS = 3;
-/** Model-guided probes that may contradict their prediction before the search falls back to bisection. */
-const MISSES_BEFORE_BISECTION = 2;
+/** Largest fraction below a regressed prediction that a first probe aims, so that it likely fits. */
+const REGRESSED_UNDERSHOOT = 0.15;
 /** Guard against a search that stops making progress on contradictory measurements. */
 const MAX_STEPS_PER_STAGE = 2_000;
 /** Relative step-time difference between a prior of the same GPU model and this GPU above which the prior is dropped. */
@@ -58,7 +59,8 @@ class PriorContradictedError extends Error {}
 
 class CalibratedSearch {
   private cachedModel: { observations: number; model: CostModel } | null = null;
-  private readonly misses = new Map<string, number>();
+  /** Architectures whose next probe bisects the proven bracket instead of following the model. */
+  private readonly bisectNext = new Set<string>();
 
   constructor(private readonly context: CalibratedContext) {}
 
@@ -112,25 +114,35 @@ class CalibratedSearch {
    * Chooses the next batch size to probe for `a`, or null when maxBatch is
    * proven. The model's predicted maximum is probed (expected feasible),
    * or the size just above a proven feasible one (expected infeasible);
-   * after repeated contradictions it bisects the proven bracket instead.
+   * after a contradiction it bisects the proven bracket once.
    */
-  private nextProbe(stage: StageName, a: Architecture): { batchSize: number; expectFeasible: boolean } | null {
+  private nextProbe(stage: StageName, a: Architecture): { batchSize: number; expectFeasible: boolean; guided: boolean } | null {
     const { lower, upper } = this.ledger.bounds(a);
     if (upper < 1 || lower === upper) return null;
-    const misses = this.misses.get(architectureKey(a)) ?? 0;
+    const bisectNext = this.bisectNext.has(architectureKey(a));
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
+    const bracketKnown = upper < this.ledger.maxBatchSize;
+    // A wide bracket above a feasible size is split geometrically, so a far-off upper bound costs few probes.
+    // Without a feasible size yet, halve: the failure was usually a prediction that was too high, not a far-off one.
+    const split = lower >= 1 && upper + 1 > 4 * lower ? Math.floor(Math.sqrt(lower * (upper + 1))) : lower + Math.ceil((upper - lower) / 2);
+    const bisect = { batchSize: Math.min(upper, Math.max(lower + 1, split)), expectFeasible: false, guided: false };
 
-    if (misses >= MISSES_BEFORE_BISECTION || prediction === undefined) {
-      let batchSize: number;
-      if (upper >= this.ledger.maxBatchSize && lower >= 1) batchSize = Math.min(upper, lower * 2);
-      else if (lower === 0 && upper >= this.ledger.maxBatchSize) batchSize = Math.min(upper, scaledStartBatchSize(this.options.workload, stage, this.options.memoryTotalMiB));
-      else batchSize = lower + Math.ceil((upper - lower) / 2);
-      return { batchSize, expectFeasible: false };
+    if (prediction === undefined || (bisectNext && bracketKnown)) {
+      if (bracketKnown) return bisect;
+      if (lower >= 1) return { batchSize: Math.min(upper, lower * 2), expectFeasible: false, guided: false };
+      return { batchSize: Math.min(upper, scaledStartBatchSize(this.options.workload, stage, this.options.memoryTotalMiB)), expectFeasible: false, guided: false };
     }
     const estimate = prediction.estimate;
-    if (estimate <= lower) return { batchSize: lower + 1, expectFeasible: false };
-    if (estimate > upper) return { batchSize: upper, expectFeasible: true };
-    return { batchSize: estimate, expectFeasible: true };
+    // The model already contradicts a measured failure: bisect rather than trust it again.
+    if (estimate > upper) return bisect;
+    if (estimate <= lower) return { batchSize: lower + 1, expectFeasible: false, guided: true };
+    if (prediction.source === 'regressed') {
+      // A law not yet measured on this architecture: aim a little low, so that the probe most
+      // likely fits and pins the law close to its limit.
+      const undershoot = Math.min(Math.floor(prediction.margin / 2), Math.floor(REGRESSED_UNDERSHOOT * estimate));
+      return { batchSize: Math.max(lower + 1, estimate - undershoot), expectFeasible: true, guided: true };
+    }
+    return { batchSize: estimate, expectFeasible: true, guided: true };
   }
 
   /** Takes one step towards proving maxBatch(a); returns false when it is already proven. */
@@ -139,10 +151,11 @@ class CalibratedSearch {
     if (next === null) return false;
     const iterations = next.expectFeasible ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
     const { feasible } = await this.probe(stage, a, next.batchSize, iterations, 'probe');
-    if (feasible !== next.expectFeasible) {
-      const key = architectureKey(a);
-      this.misses.set(key, (this.misses.get(key) ?? 0) + 1);
-    }
+    // A model-guided probe that the measurement contradicts is followed by one bisection step, so
+    // a biased model cannot walk the bracket one batch size at a time.
+    const key = architectureKey(a);
+    if (next.guided && feasible !== next.expectFeasible) this.bisectNext.add(key);
+    else this.bisectNext.delete(key);
     return true;
   }
 
@@ -190,7 +203,7 @@ class CalibratedSearch {
     return buildStagePick('smoke_test', set, candidate, verified, this.options.workload.cycleBatches, null);
   }
 
-  private estimate(candidate: Candidate, window: readonly [number, number]): CandidateEstimate | null {
+  private estimate(candidate: Candidate, window: readonly [number, number], predicted?: EfficiencyModel): CandidateEstimate | null {
     const a = candidate.architecture;
     const { lower, upper } = this.ledger.bounds(a);
     if (upper < 1) return null;
@@ -205,6 +218,10 @@ class CalibratedSearch {
         return { candidate, fits: true, interval, exact: { maxBatch: lower, observation, score } };
       }
     }
+
+    // Not measured yet: a prediction from measured candidates of the stage, when they support one.
+    const forecast = points.length === 0 ? predicted?.predict(a) : undefined;
+    if (forecast !== undefined) return { candidate, fits: lower >= 1, interval: forecast, exact: null };
 
     let low = Math.max(lower, 1);
     let high = upper;
@@ -234,7 +251,9 @@ class CalibratedSearch {
     const stress = this.options.workload.stressIterations[stage];
 
     for (let step = 0; step < MAX_STEPS_PER_STAGE; step++) {
-      const estimates = set.candidates.map((c) => this.estimate(c, window)).filter((e): e is CandidateEstimate => e !== null);
+      const measured = set.candidates.map((c) => this.estimate(c, window)).filter((e): e is CandidateEstimate => e !== null);
+      const predicted = new EfficiencyModel(measured.filter((e) => this.stepPoints(e.candidate.architecture).length > 0).map((e) => midpoint(e)));
+      const estimates = set.candidates.map((c) => this.estimate(c, window, predicted)).filter((e): e is CandidateEstimate => e !== null);
       const proven = estimates.filter((e) => e.fits);
       const alive = estimates.filter((e) => !proven.some((w) => w !== e && surelyBeats(w.interval, e.interval, window)));
       if (alive.length === 0) return null;
@@ -274,13 +293,23 @@ class CalibratedSearch {
           break;
         } catch (error) {
           if (!(error instanceof PriorContradictedError)) throw error;
-          this.misses.clear();
+          this.bisectNext.clear();
         }
       }
     }
     // A prior of the same GPU model is dropped when contradicted; earlier stages decided on it are rerun.
     return picks;
   }
+}
+
+/** A measured candidate's interval collapsed to its geometric midpoint, as a sample for the efficiency model. */
+function midpoint(e: CandidateEstimate): EfficiencySample {
+  const i = e.interval;
+  return {
+    architecture: e.candidate.architecture,
+    cycleMinutes: Math.sqrt(i.cycleLow * i.cycleHigh),
+    throughput: Math.sqrt(i.throughputLow * (Number.isFinite(i.throughputHigh) ? i.throughputHigh : i.throughputLow)),
+  };
 }
 
 /** Orders by the best each candidate could still turn out: nearer the window, then faster, then fewer parameters. */

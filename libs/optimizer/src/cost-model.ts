@@ -50,7 +50,9 @@ type FeatureName = 'P' | 'LC' | 'b' | 'b*LC' | 'b*P' | 'b^2' | 'b^2*LC';
 /** Feature sets from the richest to the simplest, with the distinct architectures each needs. */
 const FEATURE_LADDER: { features: FeatureName[]; minArchitectures: number }[] = [
   { features: ['P', 'LC', 'b', 'b*LC', 'b*P', 'b^2', 'b^2*LC'], minArchitectures: 5 },
+  { features: ['P', 'LC', 'b', 'b*LC', 'b*P', 'b^2*LC'], minArchitectures: 3 },
   { features: ['P', 'LC', 'b', 'b*LC', 'b*P'], minArchitectures: 3 },
+  { features: ['P', 'b', 'b*LC', 'b^2*LC'], minArchitectures: 2 },
   { features: ['P', 'b', 'b*LC'], minArchitectures: 2 },
   { features: ['b*LC'], minArchitectures: 1 },
 ];
@@ -143,7 +145,8 @@ export class CostModel {
     const groups = [...new Set(points.map((p) => p.group))].sort((a, b) => a - b);
     const heldOut = [...new Set(this.current.map((p) => architectureKey(p.architecture)))];
     let best: GlobalMemoryFit | null = null;
-    for (const step of FEATURE_LADDER) {
+    // From the simplest set up: a richer one must beat it on held-out error, not merely tie.
+    for (const step of [...FEATURE_LADDER].reverse()) {
       const columns = groups.length + step.features.length;
       if (architectures < step.minArchitectures || points.length < columns + 2) continue;
       const coefficients = this.solve(step.features, groups, points);
@@ -238,7 +241,8 @@ export class CostModel {
     const a = points[0]!.architecture;
     const base = { layers: a.layers, hiddenChannels: a.hiddenChannels };
     const distinct = new Set(points.map((p) => p.batchSize)).size;
-    if (distinct < 2) return undefined;
+    // Points on one allocator step (equal peaks) show no slope; such a line would predict no limit at all.
+    if (distinct < 2 || new Set(points.map((p) => p.peakMiB)).size < 2) return undefined;
     const line = leastSquares(points.map((p) => [1, p.batchSize]), points.map((p) => p.peakMiB));
     if (distinct >= 3) {
       const parabola = leastSquares(points.map((p) => [1, p.batchSize, p.batchSize * p.batchSize]), points.map((p) => p.peakMiB));
@@ -272,7 +276,8 @@ export class CostModel {
     if (own !== undefined) return { law: own, source: 'measured' };
     const points = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a));
     const regressed = this.regressedLaw(a);
-    const point = points[0];
+    // The point nearest the limit pins the law best.
+    const point = points.length === 0 ? undefined : points.reduce((x, y) => (y.peakMiB > x.peakMiB ? y : x));
     if (point !== undefined) {
       if (regressed !== undefined) {
         // Keep the regression's slope and curvature, shifted through the measured point.
@@ -299,18 +304,18 @@ export class CostModel {
     const law = prediction.law;
     const estimate = largestBatchWithin(law, limitMiB, maxBatchSize);
     const slope = Math.max(law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1), 1e-9);
-    const fit = this.global;
+    const fit = this.global ?? { heldOutSlopeError: Number.POSITIVE_INFINITY, heldOutRmsMiB: Number.POSITIVE_INFINITY };
     let margin: number;
     const rounding = this.granularityEstimateMiB() / slope;
     if (prediction.source === 'measured') {
       margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + this.ownResidualMiB(a) / slope);
-    } else if (prediction.source === 'pinned' && fit !== null) {
+    } else if (prediction.source === 'pinned') {
       const point = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a)).reduce((x, y) => (Math.abs(y.batchSize - estimate) < Math.abs(x.batchSize - estimate) ? y : x));
-      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + 3 * fit.heldOutSlopeError * Math.abs(estimate - point.batchSize));
-    } else if (fit !== null) {
-      margin = 2 + Math.ceil(0.05 * estimate + (3 * fit.heldOutRmsMiB) / slope);
+      // Until held-out architectures show the slope error, allow the slope to be off by a factor of 3.
+      const slopeError = Math.min(3 * fit.heldOutSlopeError, 2);
+      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + slopeError * Math.abs(estimate - point.batchSize));
     } else {
-      margin = Number.POSITIVE_INFINITY;
+      margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope);
     }
     return { estimate, margin: Number.isFinite(margin) ? margin : maxBatchSize, source: prediction.source };
   }
