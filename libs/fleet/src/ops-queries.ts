@@ -140,7 +140,8 @@ export class OpsQueries {
       reason: run.reason,
       status: run.status,
       strategy: run.strategy,
-      trials: run.trialCount,
+      // A running run has no total yet; count its trials so far.
+      trials: run.status === 'running' ? run._count.trials : run.trialCount,
       gpuSeconds: run.gpuSeconds,
       startedAt: run.startedAt,
       finishedAt: run.finishedAt,

@@ -243,7 +243,7 @@ export class BenchmarkRepository {
     return this.prisma.benchmarkRun.findMany({
       where: { nodeId },
       orderBy: { startedAt: 'asc' },
-      include: { gpu: { select: { uuid: true } }, workload: { select: { name: true, version: true } } },
+      include: { gpu: { select: { uuid: true } }, workload: { select: { name: true, version: true } }, _count: { select: { trials: { where: { status: { not: 'lost' } } } } } },
     });
   }
 }
