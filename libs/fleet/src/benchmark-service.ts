@@ -151,9 +151,7 @@ export class BenchmarkService {
           missing.push(stage);
           continue;
         }
-        const verifiedTrialId = executor.trialIds.get(
-          RemoteTrialExecutor.requestKey({ stage, architecture: { layers: pick.layers, hiddenChannels: pick.hiddenChannels }, batchSize: pick.batchSize, purpose: 'verify' }),
-        ) ?? null;
+        const verifiedTrialId = executor.verifyingTrialId({ layers: pick.layers, hiddenChannels: pick.hiddenChannels }, pick.batchSize, pick.verifyTrialIterations);
         configs.push({
           stage,
           layers: pick.layers,

@@ -35,13 +35,23 @@ export interface RemoteTrialExecutorOptions {
 }
 
 export class RemoteTrialExecutor implements TrialExecutor {
-  /** Trial id of the latest trial per request, so a pick can name the trial that verified it. */
-  readonly trialIds = new Map<string, string>();
+  /** Successful trials per config, so a pick can name the trial that verified it. */
+  readonly #succeeded = new Map<string, { trialId: string; iterations: number }[]>();
 
   constructor(private readonly options: RemoteTrialExecutorOptions) {}
 
-  static requestKey(request: Pick<TrialRequest, 'stage' | 'architecture' | 'batchSize' | 'purpose'>): string {
-    return `${request.stage}|${request.architecture.layers}|${request.architecture.hiddenChannels}|${request.batchSize}|${request.purpose}`;
+  static configKey(architecture: Architecture, batchSize: number): string {
+    return `${architecture.layers}|${architecture.hiddenChannels}|${batchSize}`;
+  }
+
+  /**
+   * The latest successful trial at exactly this config with at least
+   * `minIterations` iterations; a trial of another stage at the same config
+   * verifies it as well.
+   */
+  verifyingTrialId(architecture: Architecture, batchSize: number, minIterations: number): string | null {
+    const trials = this.#succeeded.get(RemoteTrialExecutor.configKey(architecture, batchSize)) ?? [];
+    return trials.filter((t) => t.iterations >= minIterations).at(-1)?.trialId ?? null;
   }
 
   async parameterCounts(architectures: Architecture[]): Promise<number[]> {
@@ -81,7 +91,10 @@ export class RemoteTrialExecutor implements TrialExecutor {
           },
           options.trialTimeoutMs + options.resultGraceMs,
         );
-        this.trialIds.set(RemoteTrialExecutor.requestKey(request), trialId);
+        if (result.outcome === 'ok') {
+          const key = RemoteTrialExecutor.configKey(request.architecture, request.batchSize);
+          this.#succeeded.set(key, [...(this.#succeeded.get(key) ?? []), { trialId, iterations: request.iterations }]);
+        }
         return toMeasurement(result);
       } catch (error) {
         if (!(error instanceof TrialLostError || error instanceof AgentNotConnectedError) || attempt >= options.maxLostRetries) throw error;
