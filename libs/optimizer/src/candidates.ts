@@ -41,7 +41,7 @@ export function stageCandidates(
   return result;
 }
 
-/** The smoke test's architecture: fewest parameters, the later one in space order on a tie. */
+/** Selects the smoke test's architecture: fewest parameters, the later one in space order on a tie. */
 export function smallestCandidate(candidates: Candidate[]): Candidate | undefined {
   let best: Candidate | undefined;
   for (const c of candidates) {

@@ -30,7 +30,7 @@ interface MemoryPoint {
   group: number;
 }
 
-/** How a prediction was made, from the most to the least certain. */
+/** Origin of a prediction, from the most to the least certain. */
 export type LawSource = 'measured' | 'pinned' | 'regressed' | 'assumed';
 
 export interface MemoryPrediction {
@@ -143,7 +143,8 @@ export class CostModel {
     const points = [...this.current, ...this.transferred];
     const architectures = new Set(points.map((p) => architectureKey(p.architecture))).size;
     const groups = [...new Set(points.map((p) => p.group))].sort((a, b) => a - b);
-    const heldOut = [...new Set(this.current.map((p) => architectureKey(p.architecture)))];
+    // Held out in turn: each architecture's points on each GPU model, so a transferred prior validates the fit from the start.
+    const heldOut = [...new Set(points.map((p) => `${p.group}:${architectureKey(p.architecture)}`))];
     let best: GlobalMemoryFit | null = null;
     // From the simplest set up: a richer one must beat it on held-out error, not merely tie.
     for (const step of [...FEATURE_LADDER].reverse()) {
@@ -161,15 +162,16 @@ export class CostModel {
     return best;
   }
 
-  /** Refits without each of this GPU's architectures in turn and measures how well its points are predicted. */
+  /** Refits without each architecture (per GPU model) in turn and measures how well its points are predicted. */
   private leaveOneOut(features: FeatureName[], groups: number[], points: MemoryPoint[], heldOut: string[]): { heldOutRmsMiB: number; heldOutSlopeError: number } {
     let squared = 0;
     let count = 0;
     let slopeError = 0;
     let slopeCount = 0;
     for (const key of heldOut) {
-      const rest = points.filter((p) => p.group !== 0 || architectureKey(p.architecture) !== key);
-      const own = points.filter((p) => p.group === 0 && architectureKey(p.architecture) === key);
+      const inHeldOut = (p: MemoryPoint) => `${p.group}:${architectureKey(p.architecture)}` === key;
+      const rest = points.filter((p) => !inHeldOut(p));
+      const own = points.filter(inHeldOut);
       if (!groups.every((g) => rest.some((p) => p.group === g))) continue;
       const coefficients = this.solve(features, groups, rest);
       if (coefficients === null) continue;
@@ -195,7 +197,7 @@ export class CostModel {
     };
   }
 
-  /** The regression's law for `a` on this GPU, or on the average transferred GPU before this one has a point. */
+  /** Evaluates the regression's law for `a` on this GPU, or on the average transferred GPU before this one has a point. */
   private regressedLaw(a: Architecture): MemoryLaw | undefined {
     const fit = this.global;
     if (fit === null) return undefined;
@@ -270,7 +272,7 @@ export class CostModel {
     }
   }
 
-  /** The memory law for `a` on this GPU and how it was obtained; undefined before any usable measurement. */
+  /** Returns the memory law for `a` on this GPU and its origin; undefined before any usable measurement. */
   memoryLaw(a: Architecture): MemoryPrediction | undefined {
     const own = this.ownLaws.get(architectureKey(a));
     if (own !== undefined) return { law: own, source: 'measured' };
@@ -295,8 +297,8 @@ export class CostModel {
    * Predicted maximum feasible batch size of `a` under `limitMiB`, within
    * [0, maxBatchSize], with a margin sized from how well the model
    * predicted held-out architectures. An own law's margin covers allocator
-   * rounding between its points; a pinned law's grows with the distance
-   * from its one point; a purely regressed one's with the held-out error.
+   * rounding between its points. A pinned law's margin grows with the
+   * distance from its one point, and a regressed one's with the held-out error.
    */
   predictMaxBatch(a: Architecture, limitMiB: number, maxBatchSize: number): MaxBatchPrediction | undefined {
     const prediction = this.memoryLaw(a);
@@ -315,13 +317,15 @@ export class CostModel {
       const slopeError = Math.min(3 * fit.heldOutSlopeError, 2);
       margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + slopeError * Math.abs(estimate - point.batchSize));
     } else {
-      margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope);
+      // Held-out error covers only the measured batch sizes, so beyond them widen by a tenth of the extrapolation.
+      const extrapolation = Math.max(0, estimate - this.largestMeasuredBatch());
+      margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope + 0.1 * extrapolation);
     }
     return { estimate, margin: Number.isFinite(margin) ? margin : maxBatchSize, source: prediction.source };
   }
 
   /**
-   * The allocator's rounding step as the measurements show it: the greatest
+   * Estimates the allocator's rounding step from the measurements: the greatest
    * common divisor of differences between measured peaks (whole MiB), at
    * most MAX_GRANULARITY_MIB. With few points it overestimates, which only
    * widens margins.
@@ -335,6 +339,13 @@ export class CostModel {
     return this.granularity;
   }
 
+  private largestMeasuredBatch(): number {
+    let largest = 0;
+    for (const p of this.current) largest = Math.max(largest, p.batchSize);
+    for (const p of this.transferred) largest = Math.max(largest, p.batchSize);
+    return largest;
+  }
+
   /** Largest residual of an architecture's own fit, in MiB; it shows allocator rounding when there are 3+ points. */
   private ownResidualMiB(a: Architecture): number {
     const law = this.ownLaws.get(architectureKey(a));
@@ -346,7 +357,7 @@ export class CostModel {
     return 2 * worst;
   }
 
-  /** The step-time line of `a` from two or more of its own measurements. */
+  /** Returns the step-time line of `a`, fitted when it has two or more measured steps. */
   timeLaw(a: Architecture): TimeLaw | undefined {
     return this.timeLaws.get(architectureKey(a));
   }

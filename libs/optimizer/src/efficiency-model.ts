@@ -5,7 +5,7 @@
  * channels. The interval is the prediction widened by three times the
  * leave-one-out RMS error, and never by less than MIN_LOG_MARGIN, so a
  * candidate is ruled out by prediction only where the measured candidates
- * show the law holds that well.
+ * follow the law that closely.
  */
 import { leastSquares, dot } from './least-squares.ts';
 import type { EfficiencyInterval } from './step-bounds.ts';
@@ -58,7 +58,7 @@ export class EfficiencyModel {
     this.throughput = enough ? fitLog(usable, (s) => s.throughput) : null;
   }
 
-  /** The predicted interval for `a`, or undefined before enough candidates were measured. */
+  /** Predicts the interval for `a`; undefined before enough candidates were measured. */
   predict(a: Architecture): EfficiencyInterval | undefined {
     if (this.cycle === null || this.throughput === null) return undefined;
     const x = features(a);

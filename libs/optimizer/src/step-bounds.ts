@@ -45,7 +45,7 @@ export interface EfficiencyInterval {
 }
 
 export function distanceInterval(interval: EfficiencyInterval, window: readonly [number, number]): [number, number] {
-  const distance = (c: number) => (c < window[0] ? window[0] - c : c > window[1] ? c - window[1] : 0);
+  const distance = (cycle: number) => Math.max(0, window[0] - cycle, cycle - window[1]);
   const overlaps = interval.cycleLow <= window[1] && interval.cycleHigh >= window[0];
   const low = overlaps ? 0 : Math.min(distance(interval.cycleLow), distance(interval.cycleHigh));
   const high = Math.max(distance(interval.cycleLow), distance(interval.cycleHigh));
@@ -53,7 +53,7 @@ export function distanceInterval(interval: EfficiencyInterval, window: readonly 
 }
 
 /**
- * Whether `winner` beats `other` under the efficiency rule for every value
+ * Tests whether `winner` beats `other` under the efficiency rule for every value
  * in their intervals: strictly nearer the window, or no farther and
  * strictly faster. Equal values never rule a candidate out.
  */

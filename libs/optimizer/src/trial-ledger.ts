@@ -147,7 +147,7 @@ export class TrialLedger {
     return { lower, upper };
   }
 
-  /** The feasible observation at (architecture, batch size) with the most iterations, if any. */
+  /** Finds the feasible observation at (architecture, batch size) with the most iterations, if any. */
   feasibleAt(architecture: Architecture, batchSize: number): TrialObservation | undefined {
     let best: TrialObservation | undefined;
     for (const o of this.of(architecture)) {

@@ -29,7 +29,10 @@ function row(cells: (string | number)[]): string {
 }
 
 async function main(): Promise<void> {
-  const twins: Twin[] = [...['a100-40gb', 'rtx4090', 't4'].map((n) => loadTwin(bundledTwinPath(n))), ...SYNTHETIC_TWIN_SPECS.map(syntheticTwin)];
+  const bundled = ['a100-40gb', 'rtx4090', 't4'].map((n) => ({ twin: loadTwin(bundledTwinPath(n)), family: 'bundled' }));
+  const synthetic = SYNTHETIC_TWIN_SPECS.map((spec) => ({ twin: syntheticTwin(spec), family: `synthetic laws ${spec.lawSeed}` }));
+  const entries = [...bundled, ...synthetic];
+  const twins: Twin[] = entries.map((e) => e.twin);
   const grand = { calibrated: { trials: 0, gpuSeconds: 0 }, legacy: { trials: 0, gpuSeconds: 0 } };
   const out: string[] = [];
   out.push(`Cold runs, summed over dataset sizes ${DATASET_SIZES.join(', ')} and headroom ${HEADROOMS.join(', ')}`);
@@ -52,16 +55,32 @@ async function main(): Promise<void> {
   out.push(row(['total', c.trials, l.trials, c.trials / l.trials, c.gpuSeconds, l.gpuSeconds, c.gpuSeconds / l.gpuSeconds]));
 
   out.push('');
-  out.push('Warm starts (calibrated, 19,500 samples, headroom 0.05): trials cold / same-GPU prior / other-GPU prior');
-  out.push(row(['twin', 'cold', 'same prior', 'other prior', 'prior from']));
-  for (const [i, twin] of twins.entries()) {
-    const cold = await run(twin, 19_500, 0.05, 'calibrated');
-    const same = await run(twin, 19_500, 0.05, 'calibrated', cold.model);
-    const donor = twins[(i + 1) % twins.length]!;
-    const donorModel = (await run(donor, 19_500, 0.05, 'calibrated')).model;
-    const other = await run(twin, 19_500, 0.05, 'calibrated', donorModel);
-    out.push(row([twin.gpu.name.replace('NVIDIA ', ''), cold.cost.trials, same.cost.trials, other.cost.trials, donor.gpu.name.replace('NVIDIA ', '')]));
+  out.push('Warm starts (calibrated, summed over the same dataset sizes and headrooms): trials of a cold run, with a prior');
+  out.push('of the same GPU model, and with a prior of another GPU model running the same workload (same memory laws)');
+  out.push(row(['twin', 'cold', 'same prior', 'other prior', '  prior from']));
+  const warm = { cold: 0, same: 0, other: 0 };
+  for (const [i, entry] of entries.entries()) {
+    const donor = entries.find((e, j) => j !== i && e.family === entry.family);
+    let cold = 0;
+    let same = 0;
+    let other = 0;
+    for (const datasetSize of DATASET_SIZES) {
+      for (const headroom of HEADROOMS) {
+        const first = await run(entry.twin, datasetSize, headroom, 'calibrated');
+        cold += first.cost.trials;
+        same += (await run(entry.twin, datasetSize, headroom, 'calibrated', first.model)).cost.trials;
+        if (donor !== undefined) {
+          const donorModel = (await run(donor.twin, datasetSize, headroom, 'calibrated')).model;
+          other += (await run(entry.twin, datasetSize, headroom, 'calibrated', donorModel)).cost.trials;
+        }
+      }
+    }
+    warm.cold += cold;
+    warm.same += same;
+    if (donor !== undefined) warm.other += other;
+    out.push(row([entry.twin.gpu.name.replace('NVIDIA ', ''), cold, same, donor === undefined ? '-' : other, `  ${donor?.twin.gpu.name.replace('NVIDIA ', '') ?? '(no other GPU with these laws)'}`]));
   }
+  out.push(row(['total', warm.cold, warm.same, warm.other, '  (other-prior total covers twins with a donor)']));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

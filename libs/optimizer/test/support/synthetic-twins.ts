@@ -11,18 +11,24 @@ export interface SyntheticTwinSpec {
   memoryTotalMiB: number;
   granularityMiB: number;
   seed: number;
-  /** perSampleSquaredMiB as a fraction of perSampleMiB (0: linear memory). */
+  /**
+   * Seed of the memory laws. Twins sharing it run the same workload on
+   * different GPUs: identical memory laws apart from the reserve and the
+   * allocator's rounding, as memory carries over across GPU models.
+   */
+  lawSeed: number;
+  /** perSampleSquaredMiB as a fraction of perSampleMiB (0: linear memory); part of the memory laws. */
   squaredFraction: number;
   /** Multiplies every step time (larger is a slower GPU). */
   slowdown: number;
 }
 
 export const SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
-  { name: 'synthetic-8gb', memoryTotalMiB: 8192, granularityMiB: 64, seed: 11, squaredFraction: 0.004, slowdown: 2.5 },
-  { name: 'synthetic-12gb', memoryTotalMiB: 12288, granularityMiB: 512, seed: 12, squaredFraction: 0, slowdown: 1.6 },
-  { name: 'synthetic-24gb', memoryTotalMiB: 24576, granularityMiB: 20, seed: 13, squaredFraction: 0.002, slowdown: 1.2 },
-  { name: 'synthetic-80gb', memoryTotalMiB: 81920, granularityMiB: 2, seed: 14, squaredFraction: 0.001, slowdown: 0.9 },
-  { name: 'synthetic-80gb-slow', memoryTotalMiB: 81559, granularityMiB: 32, seed: 15, squaredFraction: 0, slowdown: 2.2 },
+  { name: 'synthetic-8gb', memoryTotalMiB: 8192, granularityMiB: 64, seed: 11, lawSeed: 101, squaredFraction: 0.004, slowdown: 2.5 },
+  { name: 'synthetic-12gb', memoryTotalMiB: 12288, granularityMiB: 512, seed: 12, lawSeed: 101, squaredFraction: 0.004, slowdown: 1.6 },
+  { name: 'synthetic-24gb', memoryTotalMiB: 24576, granularityMiB: 20, seed: 13, lawSeed: 102, squaredFraction: 0.001, slowdown: 1.2 },
+  { name: 'synthetic-80gb', memoryTotalMiB: 81920, granularityMiB: 2, seed: 14, lawSeed: 102, squaredFraction: 0.001, slowdown: 0.9 },
+  { name: 'synthetic-80gb-slow', memoryTotalMiB: 81559, granularityMiB: 32, seed: 15, lawSeed: 103, squaredFraction: 0, slowdown: 2.2 },
 ];
 
 /** Mulberry32: a small seeded generator, enough for reproducible jitter. */
@@ -40,8 +46,11 @@ function random(seed: number): () => number {
 export function syntheticTwin(spec: SyntheticTwinSpec): Twin {
   const next = random(spec.seed);
   const jitter = (fraction: number) => 1 + fraction * (2 * next() - 1);
-  const memoryScale = jitter(0.2);
-  const perSampleScale = jitter(0.3);
+  const lawFamily = random(spec.lawSeed);
+  const memoryScale = 1 + 0.2 * (2 * lawFamily() - 1);
+  const perSampleScale = 1 + 0.3 * (2 * lawFamily() - 1);
+  // Memory jitter depends on the architecture and the law seed only, so it is the same on every GPU of a family.
+  const memoryJitter = (a: Architecture, salt: number, fraction: number) => 1 + fraction * (2 * random(spec.lawSeed * 7919 + a.layers * 1009 + a.hiddenChannels * 17 + salt)() - 1);
   const spaces = stageSpaces(VISNET_PDB, spec.memoryTotalMiB);
   const unique = new Map<string, Architecture>();
   for (const list of Object.values(spaces)) for (const a of list) unique.set(`${a.layers}x${a.hiddenChannels}`, a);
@@ -49,14 +58,15 @@ export function syntheticTwin(spec: SyntheticTwinSpec): Twin {
   const architectures: TwinArchitecture[] = [...unique.values()].map(({ layers, hiddenChannels: c }) => {
     const parameters = 8 * layers * c * c + 30 * layers * c + 4 * c * c + 2000;
     const lc = layers * c;
-    const perSampleMiB = Number(((30 + 0.25 * lc) * perSampleScale * jitter(0.03)).toFixed(3));
+    const arch = { layers, hiddenChannels: c };
+    const perSampleMiB = Number(((30 + 0.25 * lc) * perSampleScale * memoryJitter(arch, 1, 0.03)).toFixed(3));
     return {
       layers,
       hiddenChannels: c,
       parameters,
-      fixedMiB: Number(((180 + 0.0375 * lc + 1.526e-5 * parameters) * memoryScale * jitter(0.03)).toFixed(3)),
+      fixedMiB: Number(((180 + 0.0375 * lc + 1.526e-5 * parameters) * memoryScale * memoryJitter(arch, 2, 0.03)).toFixed(3)),
       perSampleMiB,
-      perSampleSquaredMiB: Number((perSampleMiB * spec.squaredFraction * jitter(0.1)).toFixed(5)),
+      perSampleSquaredMiB: Number((perSampleMiB * spec.squaredFraction * memoryJitter(arch, 3, 0.1)).toFixed(5)),
       stepSecondsFixed: Number((spec.slowdown * (0.01 + 1e-8 * parameters) * jitter(0.1)).toFixed(6)),
       stepSecondsPerSample: Number((spec.slowdown * (2.8e-5 * lc + 1.7e-8 * parameters) * jitter(0.15)).toFixed(7)),
     };

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { bundledTwinPath, loadTwin, TwinTrialExecutor } from '@hwopt/twin';
+import {
+  InvalidExecutorResponseError,
+  InvalidOptimizeOptionError,
+  optimize,
+  TrialFailedError,
+  type TrialExecutor,
+  type TrialRequest,
+} from '../src/index.ts';
+import { exhaustiveTruth } from './support/exhaustive-truth.ts';
+import { SYNTHETIC_TWIN_SPECS, syntheticTwin } from './support/synthetic-twins.ts';
+
+const t4 = loadTwin(bundledTwinPath('t4'));
+const a100 = loadTwin(bundledTwinPath('a100-40gb'));
+const rtx = loadTwin(bundledTwinPath('rtx4090'));
+
+function options(twin: typeof t4, datasetSize = 19_500) {
+  return { memoryTotalMiB: twin.gpu.memoryTotalMiB, gpuModel: twin.gpu.name, datasetSize, headroom: 0.05 };
+}
+
+describe('cost model snapshot', () => {
+  it('survives a JSON round trip', async () => {
+    const result = await optimize(new TwinTrialExecutor(t4), options(t4));
+    const copy = JSON.parse(JSON.stringify(result.model));
+    expect(copy).toEqual(result.model);
+    expect(copy.version).toBe(1);
+    expect(copy.observations.length).toBe(result.cost.trials);
+    expect(copy.memoryLaws.length).toBeGreaterThan(0);
+  });
+
+  it('rejects a snapshot of another version', async () => {
+    await expect(optimize(new TwinTrialExecutor(t4), { ...options(t4), prior: { version: 99 } as never })).rejects.toBeInstanceOf(InvalidOptimizeOptionError);
+  });
+});
+
+describe('warm start', () => {
+  for (const twin of [t4, a100, rtx]) {
+    it(`with a same-GPU prior runs one verify trial per stage: ${twin.gpu.name}`, async () => {
+      const cold = await optimize(new TwinTrialExecutor(twin), options(twin));
+      const requests: TrialRequest[] = [];
+      const warm = await optimize(new TwinTrialExecutor(twin), { ...options(twin), prior: JSON.parse(JSON.stringify(cold.model)), onTrial: (r) => requests.push(r) });
+      expect(warm.stages).toEqual(cold.stages);
+      expect(warm.cost.trials).toBeLessThanOrEqual(4);
+      expect(requests.every((r) => r.purpose === 'verify')).toBe(true);
+    });
+  }
+
+  it('with another GPU model prior needs fewer trials than cold', async () => {
+    let cold = 0;
+    let warm = 0;
+    for (const [twin, donor] of [[t4, a100], [rtx, t4], [a100, rtx]] as const) {
+      for (const datasetSize of [5_000, 19_500, 30_000]) {
+        const coldRun = await optimize(new TwinTrialExecutor(twin), options(twin, datasetSize));
+        const prior = (await optimize(new TwinTrialExecutor(donor), options(donor, datasetSize))).model;
+        const warmRun = await optimize(new TwinTrialExecutor(twin), { ...options(twin, datasetSize), prior });
+        expect(warmRun.stages).toEqual(coldRun.stages);
+        cold += coldRun.cost.trials;
+        warm += warmRun.cost.trials;
+      }
+    }
+    expect(warm).toBeLessThan(cold);
+  }, 60_000);
+
+  it('drops a contradicted same-GPU prior and still matches truth', async () => {
+    const twin = syntheticTwin(SYNTHETIC_TWIN_SPECS[2]!);
+    const cold = await optimize(new TwinTrialExecutor(twin), options(twin));
+    // The same GPU model, but every architecture needs 10% more memory per sample.
+    const changed = { ...twin, architectures: twin.architectures.map((a) => ({ ...a, perSampleMiB: a.perSampleMiB * 1.1 })) };
+    const warm = await optimize(new TwinTrialExecutor(changed), { ...options(twin), prior: cold.model });
+    const truth = exhaustiveTruth(changed, { datasetSize: 19_500, headroom: 0.05 });
+    expect(warm.stages.production?.batchSize).toBe(truth.production?.batchSize);
+    expect(warm.stages.validation?.batchSize).toBe(truth.validation?.batchSize);
+    expect(warm.stages.prototyping?.batchSize).toBe(truth.prototyping?.batchSize);
+  });
+});
+
+describe('optimize', () => {
+  it('runs only the requested stages', async () => {
+    const result = await optimize(new TwinTrialExecutor(t4), { ...options(t4), stages: ['smoke_test'] });
+    expect(result.stages.production).toBeNull();
+    expect(result.stages.smoke_test).not.toBeNull();
+    expect(result.cost.trials).toBe(1);
+  });
+
+  it('sums the executor-reported GPU seconds', async () => {
+    let seconds = 0;
+    const result = await optimize(new TwinTrialExecutor(t4), { ...options(t4), onTrial: (_r, m) => (seconds += m.gpuSeconds) });
+    expect(result.cost.gpuSeconds).toBeCloseTo(seconds, 9);
+  });
+
+  it('stops with TrialFailedError on a failed trial', async () => {
+    const twinExecutor = new TwinTrialExecutor(t4);
+    const executor: TrialExecutor = {
+      parameterCounts: (a) => twinExecutor.parameterCounts(a),
+      runTrial: async () => ({ outcome: 'failed', peakMiB: null, stepSeconds: null, gpuSeconds: 2, failureKind: 'exit_code', failureMessage: 'exit 1' }),
+    };
+    const error = await optimize(executor, options(t4)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrialFailedError);
+    expect((error as TrialFailedError).measurement.failureKind).toBe('exit_code');
+  });
+
+  it('rejects a measurement with a negative peak', async () => {
+    const twinExecutor = new TwinTrialExecutor(t4);
+    const executor: TrialExecutor = {
+      parameterCounts: (a) => twinExecutor.parameterCounts(a),
+      runTrial: async () => ({ outcome: 'ok', peakMiB: -5, stepSeconds: 1, gpuSeconds: 2 }),
+    };
+    await expect(optimize(executor, options(t4))).rejects.toBeInstanceOf(InvalidExecutorResponseError);
+  });
+
+  it('stops when the signal aborts', async () => {
+    const controller = new AbortController();
+    let trials = 0;
+    const run = optimize(new TwinTrialExecutor(t4), {
+      ...options(t4),
+      signal: controller.signal,
+      onTrial: () => {
+        trials += 1;
+        if (trials === 2) controller.abort(new Error('stopped by test'));
+      },
+    });
+    await expect(run).rejects.toThrow('stopped by test');
+    expect(trials).toBe(2);
+  });
+
+  it('reports the legacy cost well above the calibrated one', async () => {
+    const calibrated = await optimize(new TwinTrialExecutor(a100), options(a100, 30_000));
+    const legacy = await optimize(new TwinTrialExecutor(a100), { ...options(a100, 30_000), strategy: 'legacy' });
+    expect(legacy.stages).toEqual(calibrated.stages);
+    expect(calibrated.cost.trials * 5).toBeLessThan(legacy.cost.trials);
+    expect(calibrated.cost.gpuSeconds * 5).toBeLessThan(legacy.cost.gpuSeconds);
+  });
+});
