@@ -9,11 +9,13 @@
  *   not fall as the batch grows), so one feasible and one infeasible
  *   measurement bound maxBatch from both sides.
  * - An efficiency candidate is ruled out when its interval of cycle
- *   minutes and throughput cannot beat a candidate proven to fit. Step
- *   intervals come from its own measured steps (step-bounds.ts); the
- *   maxBatch interval is the measured bounds narrowed by the memory
- *   model's prediction with a safety margin (cost-model.ts). The winner is
- *   always resolved exactly and verified by a stress trial.
+ *   minutes and throughput cannot beat a candidate proven to fit. A
+ *   measured candidate's step interval comes from its own steps
+ *   (step-bounds.ts), and its maxBatch interval is the measured bounds
+ *   narrowed by the memory model's prediction with a safety margin
+ *   (cost-model.ts). An unmeasured candidate's interval is predicted from
+ *   the measured ones with a margin (efficiency-model.ts).
+ * - The winner is always resolved exactly and verified by a stress trial.
  */
 import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
 import { CostModel } from './cost-model.ts';
