@@ -21,6 +21,8 @@ Usage: make-certs.sh OUT_DIR [--host NAME]... [--node NAME]... [--ops NAME]... [
   --ops NAME    make an ops client certificate (CN = NAME); default hwopt-ops
   --days N      validity of new certificates in days (default 365; CA 3650)
 
+An existing file is kept: delete server.pem to make it again with new --host names.
+
 Writes ca.pem, ca-key.pem, server.pem, server-key.pem,
 node-NAME.pem, node-NAME-key.pem, ops-NAME.pem, ops-NAME-key.pem,
 agent.token, ops-read.token, ops-admin.token and ops-tokens.json.
@@ -67,7 +69,7 @@ cd "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# EC P-256 keys: supported by every TLS stack gRPC uses and quick to make.
+# EC P-256 keys: accepted by Node's TLS (grpc-js) and by gRPC's C core, and quick to make.
 new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
 }
