@@ -58,8 +58,14 @@ export class AgentSession {
     return this.#done;
   }
 
-  /** Sends a finished trial's result if a session is open; it stays in the outbox until acknowledged either way. */
+  /**
+   * Sends a finished trial's result if a session is welcomed; it stays in
+   * the outbox until acknowledged either way, and every Welcome resends the
+   * outbox. Before the Welcome a result would precede the Hello, which the
+   * coordinator rejects.
+   */
   sendResult(result: OutboxResult): void {
+    if (this.#state !== 'connected') return;
     this.#write({ trialResult: resultMessage(result) });
   }
 
