@@ -1,7 +1,10 @@
 /**
  * Connected agents and the requests waiting on them. Pending trials are
  * keyed by trial id, not by session, so a result an agent resends after
- * reconnecting still reaches the run that asked for it.
+ * reconnecting still reaches the run that asked for it. A reconnecting
+ * agent gets its pending assignments again under the same trial ids: one
+ * still running or finished ignores them, one restarted without them runs
+ * them, and either way each trial is stored once.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,6 +19,21 @@ interface PendingTrial {
   resolve(result: TrialResultReport): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
+  /** How long the trial may wait for its disconnected agent, in ms; unset waits for `timer` alone. */
+  lostAfterDisconnectMs: number | undefined;
+  /** Runs while the node has no session. */
+  disconnectTimer: NodeJS.Timeout | undefined;
+}
+
+export interface RunTrialOptions {
+  /** Time from assignment until the trial counts as lost, in ms: the agent's trial limit plus a grace. */
+  resultTimeoutMs: number;
+  /**
+   * Time a trial waits for its agent once the agent's session ends, in ms;
+   * the trial counts as lost when no session of the node is back by then.
+   * Unset: only `resultTimeoutMs` applies.
+   */
+  lostAfterDisconnectMs?: number;
 }
 
 interface PendingDescribe {
@@ -52,16 +70,37 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
     }
     const session: AgentSession = { sessionId: randomUUID(), nodeName, nodeId, link, connectedAt: new Date() };
     this.#sessions.set(nodeName, session);
-    this.logger.info({ node: nodeName, sessionId: session.sessionId }, 'agent connected');
+    let resent = 0;
+    for (const pending of this.#pendingTrials.values()) {
+      if (pending.nodeName !== nodeName) continue;
+      clearTimeout(pending.disconnectTimer);
+      pending.disconnectTimer = undefined;
+      link.assignTrial(pending.assignment);
+      resent += 1;
+    }
+    this.logger.info({ node: nodeName, sessionId: session.sessionId, resentAssignments: resent }, 'agent connected');
     this.emit('connected', session);
     return session;
   }
 
-  /** Forgets a session. Pending trials keep waiting for their timeout, since the agent may reconnect and resend. */
+  /**
+   * Forgets a session. Pending trials keep waiting, since the agent may
+   * reconnect and resend, but no longer than their `lostAfterDisconnectMs`.
+   */
   detach(session: AgentSession, reason: string): void {
     if (this.#sessions.get(session.nodeName) !== session) return;
     this.#sessions.delete(session.nodeName);
     this.logger.info({ node: session.nodeName, sessionId: session.sessionId, reason }, 'agent disconnected');
+    for (const [id, pending] of this.#pendingTrials) {
+      if (pending.nodeName !== session.nodeName || pending.lostAfterDisconnectMs === undefined || pending.disconnectTimer) continue;
+      const waitMs = pending.lostAfterDisconnectMs;
+      pending.disconnectTimer = setTimeout(() => {
+        if (this.#pendingTrials.get(id) !== pending || this.#sessions.has(pending.nodeName)) return;
+        this.#settle(id, pending);
+        pending.reject(new TrialLostError(pending.nodeName, id, `its agent disconnected (${reason}) and did not come back within ${Math.round(waitMs / 1000)} s`));
+      }, waitMs);
+      pending.disconnectTimer.unref();
+    }
     for (const [id, pending] of this.#pendingDescribes) {
       if (pending.nodeName === session.nodeName) {
         clearTimeout(pending.timer);
@@ -86,21 +125,36 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
 
   /**
    * Sends a trial to a node and resolves with its result. Rejects with
-   * TrialLostError when no result arrives within `resultTimeoutMs`.
+   * TrialLostError when no result arrives within `resultTimeoutMs`, or
+   * when the node stays disconnected for `lostAfterDisconnectMs`.
+   * A number is read as `resultTimeoutMs`.
    */
-  runTrial(nodeName: string, assignment: TrialAssignment, resultTimeoutMs: number): Promise<TrialResultReport> {
+  runTrial(nodeName: string, assignment: TrialAssignment, options: RunTrialOptions | number): Promise<TrialResultReport> {
+    const { resultTimeoutMs, lostAfterDisconnectMs } = typeof options === 'number' ? { resultTimeoutMs: options, lostAfterDisconnectMs: undefined } : options;
     const session = this.#sessions.get(nodeName);
     if (!session) return Promise.reject(new AgentNotConnectedError(nodeName));
     return new Promise<TrialResultReport>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#pendingTrials.delete(assignment.trialId);
+        const pending = this.#pendingTrials.get(assignment.trialId);
+        if (pending) this.#settle(assignment.trialId, pending);
         this.#sessions.get(nodeName)?.link.cancelTrial(assignment.trialId, 'no result before the coordinator timeout');
         reject(new TrialLostError(nodeName, assignment.trialId, `no result within ${Math.round(resultTimeoutMs / 1000)} s`));
       }, resultTimeoutMs);
       timer.unref();
-      this.#pendingTrials.set(assignment.trialId, { nodeName, assignment, resolve, reject, timer });
+      this.#pendingTrials.set(assignment.trialId, { nodeName, assignment, resolve, reject, timer, lostAfterDisconnectMs, disconnectTimer: undefined });
       session.link.assignTrial(assignment);
     });
+  }
+
+  /** Number of trials waiting for a result. */
+  get pendingTrialCount(): number {
+    return this.#pendingTrials.size;
+  }
+
+  #settle(trialId: string, pending: PendingTrial): void {
+    clearTimeout(pending.timer);
+    clearTimeout(pending.disconnectTimer);
+    this.#pendingTrials.delete(trialId);
   }
 
   /** The node a pending trial was sent to, or undefined when none waits under that id. */
@@ -112,8 +166,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
   completeTrial(result: TrialResultReport): void {
     const pending = this.#pendingTrials.get(result.trialId);
     if (!pending) return;
-    clearTimeout(pending.timer);
-    this.#pendingTrials.delete(result.trialId);
+    this.#settle(result.trialId, pending);
     pending.resolve(result);
   }
 
@@ -121,8 +174,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
   failPendingTrials(nodeName: string, error: Error): void {
     for (const [id, pending] of this.#pendingTrials) {
       if (pending.nodeName !== nodeName) continue;
-      clearTimeout(pending.timer);
-      this.#pendingTrials.delete(id);
+      this.#settle(id, pending);
       pending.reject(error);
     }
   }
@@ -169,8 +221,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
       this.detach(session, reason);
     }
     for (const [id, pending] of this.#pendingTrials) {
-      clearTimeout(pending.timer);
-      this.#pendingTrials.delete(id);
+      this.#settle(id, pending);
       pending.reject(new TrialLostError(pending.nodeName, id, reason));
     }
   }

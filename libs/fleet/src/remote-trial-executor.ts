@@ -27,7 +27,11 @@ export interface RemoteTrialExecutorOptions {
   trialTimeoutMs: number;
   /** Extra time the coordinator waits for a result beyond the trial's own limit, in ms. */
   resultGraceMs: number;
-  /** How long to wait for a disconnected agent to come back before giving up, in ms. */
+  /**
+   * How long to wait for a disconnected agent to come back, in ms: before
+   * assigning a trial (then the run fails and its job is retried later),
+   * and for a trial already assigned (then it is lost and run again).
+   */
   reconnectWaitMs: number;
   /** Times a lost trial is run again before the run fails. */
   maxLostRetries: number;
@@ -89,7 +93,8 @@ export class RemoteTrialExecutor implements TrialExecutor {
             iterations: request.iterations,
             timeoutMs: options.trialTimeoutMs,
           },
-          options.trialTimeoutMs + options.resultGraceMs,
+          // A trial whose agent stays away as long as a run waits for it is lost now, not at its timeout.
+          { resultTimeoutMs: options.trialTimeoutMs + options.resultGraceMs, lostAfterDisconnectMs: options.reconnectWaitMs },
         );
         if (result.outcome === 'ok') {
           const key = RemoteTrialExecutor.configKey(request.architecture, request.batchSize);
