@@ -1,9 +1,10 @@
 /**
  * Benchmark jobs on pg-boss, a PostgreSQL job queue: jobs survive a
  * coordinator restart, several coordinators share one queue without running
- * a job twice, and a job whose node is not connected here is retried with
- * backoff (the node may be connected to another coordinator, or be back
- * later).
+ * a job twice, and a failed job is retried with backoff. A job whose node
+ * is connected to another coordinator (or to none) is deferred: queued
+ * again after a short delay, without using up its retries, until the
+ * coordinator holding the node's session takes it.
  */
 import PgBoss from 'pg-boss';
 import type { Logger } from '@hwopt/common';
@@ -20,6 +21,8 @@ export interface BenchmarkJob {
   /** One GPU of the node; all of its GPUs when unset. */
   gpuUuid?: string;
   stages?: StageName[];
+  /** When the job was first deferred (ISO 8601), because its node was not connected to the coordinator that took it. */
+  deferredSince?: string;
 }
 
 export interface BenchmarkSchedulerOptions {
@@ -82,10 +85,19 @@ export class BenchmarkScheduler {
 
   /** Queues a benchmark; returns the job id, or null when an equal job is already queued. */
   async enqueue(job: BenchmarkJob): Promise<string | null> {
-    const key = [job.nodeName, job.reason, job.gpuUuid ?? 'all', (job.stages ?? []).join('+') || 'all-stages'].join(':');
-    const id = await this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: key });
+    const id = await this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: singletonKey(job) });
     this.options.logger.info({ node: job.nodeName, reason: job.reason, jobId: id }, id ? 'benchmark queued' : 'benchmark already queued');
     return id;
+  }
+
+  /**
+   * Queues a job again to start after `delaySeconds`. Called from the
+   * job's own handler: 'stately' allows one queued job beside the active
+   * one, so this never collides with itself; when an equal job is already
+   * queued, that one stands for it and null is returned.
+   */
+  async defer(job: BenchmarkJob, delaySeconds: number): Promise<string | null> {
+    return this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: singletonKey(job), startAfter: Math.max(1, Math.round(delaySeconds)) });
   }
 
   /** Stops taking jobs, waits for running ones up to `timeoutMs`, then closes. Safe to call twice. */
@@ -94,4 +106,9 @@ export class BenchmarkScheduler {
     this.#stopping ??= this.#boss.stop({ graceful: true, timeout: timeoutMs, wait: true, close: true });
     return this.#stopping;
   }
+}
+
+/** One job per node, reason, GPU and stage set; the deferral time is not part of it. */
+function singletonKey(job: BenchmarkJob): string {
+  return [job.nodeName, job.reason, job.gpuUuid ?? 'all', (job.stages ?? []).join('+') || 'all-stages'].join(':');
 }

@@ -3,7 +3,7 @@
  * the run, its trials (through the executor), each stage's config and the
  * fitted cost model. Starts from the best stored cost model it can find.
  */
-import type { Logger } from '@hwopt/common';
+import { errorMessage, sleep, type Logger } from '@hwopt/common';
 import type { BenchmarkRepository, NodeRepository, StageConfigInput } from '@hwopt/db';
 import {
   optimize,
@@ -30,7 +30,15 @@ export interface BenchmarkSettings {
   resultGraceMs: number;
   reconnectWaitMs: number;
   maxLostRetries: number;
+  /**
+   * How often a run that waits for another run of its calibration key
+   * checks whether that run stored its model, in ms. Default 1000.
+   */
+  sameKeyPollMs?: number;
 }
+
+/** Touch a waiting run's heartbeat at most this often, in ms. */
+const WAIT_HEARTBEAT_MS = 10_000;
 
 export interface BenchmarkRequest {
   nodeName: string;
@@ -47,6 +55,15 @@ export interface BenchmarkOutcome {
   gpuSeconds: number;
   changes: string[];
   error: string | null;
+}
+
+interface Prior {
+  snapshot: CostModelSnapshot;
+  /** Names the run the model came from and how it relates to this GPU, for logs and `hwopt watch`. */
+  source: string;
+  sameKey: boolean;
+  /** Trials the run that stored the model needed. */
+  trialCount: number;
 }
 
 export class BenchmarkService {
@@ -85,8 +102,7 @@ export class BenchmarkService {
       workloadVersion: workload.version,
     });
     const stages = request.stages ?? [...STAGE_NAMES];
-    const prior = await this.#findPrior(key, workloadId, gpu.name, gpu.memoryTotalMiB);
-    const runId = await benchmarks.createRun({
+    const { runId, waitFor } = await benchmarks.createRunAfterSameKey({
       nodeId: node.id,
       gpuId: gpu.id,
       workloadId,
@@ -99,12 +115,25 @@ export class BenchmarkService {
       cudaVersion: node.cudaVersion,
     });
     const logger = this.deps.logger.child({ node: node.name, gpu: gpu.uuid, runId });
-    logger.info({ reason: request.reason, prior: prior?.source ?? 'none', stages }, 'benchmark run started');
 
     let trials = 0;
     let gpuSeconds = 0;
     const publish = (event: 'started' | 'trial' | 'finished' | 'failed', detail: string, status: string) =>
       events.publish({ runId, nodeName: node.name, gpuUuid: gpu.uuid, workload: workload.name, event, trials, gpuSeconds, detail, status, at: new Date() });
+
+    let prior: Prior | null;
+    try {
+      if (waitFor.length > 0) {
+        logger.info({ waitFor }, 'another run of this calibration key is measuring; waiting for its model');
+        publish('started', `${request.reason}; waiting for run ${waitFor.join(', ')} of the same GPU, driver and workload, then verifying`, 'waiting');
+        await this.#waitForSameKey(runId, key, waitFor, request.signal);
+      }
+      prior = await this.#findPrior(key, workloadId, gpu.name, gpu.memoryTotalMiB);
+    } catch (error) {
+      await this.#closeRun(runId, request.signal, 0, 0, error, logger);
+      throw error;
+    }
+    logger.info({ reason: request.reason, prior: prior?.source ?? 'none', stages }, 'benchmark run started');
     publish('started', `${request.reason}; starting from ${prior?.source ?? 'no stored model'}`, 'running');
 
     const executor = new RemoteTrialExecutor({
@@ -190,15 +219,15 @@ export class BenchmarkService {
       });
       await benchmarks.finishRun(runId, { status: 'succeeded', trialCount: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes });
       logger.info({ trials: result.cost.trials, gpuSeconds: Math.round(result.cost.gpuSeconds), changes }, 'benchmark run succeeded');
+      if (prior?.sameKey && result.cost.trials > prior.trialCount) {
+        // The stored model disagreed with this GPU (the optimizer dropped it and measured again).
+        logger.warn({ trials: result.cost.trials, priorTrials: prior.trialCount, prior: prior.source }, 'verification against the stored model of this key took more trials than the run that stored it');
+      }
       publish('finished', changes.join('; '), 'succeeded');
       return { runId, status: 'succeeded', trials: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes, error: null };
     } catch (error) {
-      const message = error instanceof TrialFailedError ? `stopped by a failed trial: ${error.message}` : (error as Error).message;
-      await benchmarks.finishRun(runId, { status: 'failed', trialCount: trials, gpuSeconds, error: message }).catch((finishError) => {
-        logger.error({ err: finishError }, 'could not record the failed run');
-      });
-      logger.warn({ err: error }, 'benchmark run failed');
-      publish('failed', message, 'failed');
+      const { message, status } = await this.#closeRun(runId, request.signal, trials, gpuSeconds, error, logger);
+      publish('failed', message, status);
       if (error instanceof TrialFailedError) {
         // A failure other than OOM needs an operator, not a retry.
         return { runId, status: 'failed', trials, gpuSeconds, changes: [], error: message };
@@ -207,24 +236,54 @@ export class BenchmarkService {
     }
   }
 
+  /** Records why a run stopped early: 'interrupted' when it was aborted (its job runs again), else 'failed'. */
+  async #closeRun(runId: string, signal: AbortSignal | undefined, trials: number, gpuSeconds: number, error: unknown, logger: Logger): Promise<{ message: string; status: 'failed' | 'interrupted' }> {
+    const status = signal?.aborted ? 'interrupted' : 'failed';
+    const message = error instanceof TrialFailedError ? `stopped by a failed trial: ${error.message}` : errorMessage(error);
+    await this.deps.benchmarks.finishRun(runId, { status, trialCount: trials, gpuSeconds, error: message }).catch((finishError) => {
+      logger.error({ err: finishError }, 'could not record the end of the run');
+    });
+    logger.warn({ err: error, status }, 'benchmark run did not finish');
+    return { message, status };
+  }
+
+  /**
+   * Waits until a model of this calibration key is stored, or until none of
+   * the runs it waits for is running any more (they failed: this run then
+   * measures from whatever prior is left).
+   */
+  async #waitForSameKey(runId: string, key: string, waitFor: string[], signal: AbortSignal | undefined): Promise<void> {
+    const { benchmarks, settings } = this.deps;
+    let touchedAt = Date.now();
+    for (;;) {
+      if (await benchmarks.findCostModel(key)) return;
+      if ((await benchmarks.countRunning(waitFor)) === 0) return;
+      if (Date.now() - touchedAt >= WAIT_HEARTBEAT_MS) {
+        await benchmarks.touchRun(runId);
+        touchedAt = Date.now();
+      }
+      await sleep(settings.sameKeyPollMs ?? 1000, signal);
+    }
+  }
+
   /**
    * The best starting model: the same calibration key first, then the
    * same GPU model and memory under another driver (a re-benchmark), then
    * another GPU model of this workload (memory laws transfer across GPUs).
    */
-  async #findPrior(key: string, workloadId: string, gpuModel: string, memoryTotalMiB: number): Promise<{ snapshot: CostModelSnapshot; source: string } | null> {
+  async #findPrior(key: string, workloadId: string, gpuModel: string, memoryTotalMiB: number): Promise<Prior | null> {
     const { benchmarks, logger } = this.deps;
     const candidates = [];
     const exact = await benchmarks.findCostModel(key);
-    if (exact) candidates.push({ row: exact, source: `cost model of run ${exact.runId} (same key)` });
+    if (exact) candidates.push({ row: exact, source: `cost model of run ${exact.runId} (same key)`, sameKey: true });
     const sameModel = await benchmarks.findCostModelOfGpu(workloadId, gpuModel, memoryTotalMiB);
-    if (sameModel) candidates.push({ row: sameModel, source: `cost model of run ${sameModel.runId} (same GPU, other driver)` });
+    if (sameModel) candidates.push({ row: sameModel, source: `cost model of run ${sameModel.runId} (same GPU, other driver)`, sameKey: false });
     for (const other of await benchmarks.findCostModelsOfOtherGpus(workloadId, gpuModel)) {
-      candidates.push({ row: other, source: `cost model of run ${other.runId} (${other.gpuModel})` });
+      candidates.push({ row: other, source: `cost model of run ${other.runId} (${other.gpuModel})`, sameKey: false });
     }
     for (const candidate of candidates) {
       try {
-        return { snapshot: parseCostModelSnapshot(candidate.row.snapshot), source: candidate.source };
+        return { snapshot: parseCostModelSnapshot(candidate.row.snapshot), source: candidate.source, sameKey: candidate.sameKey, trialCount: candidate.row.trialCount };
       } catch (error) {
         logger.warn({ err: error, costModelId: candidate.row.id }, 'stored cost model is unreadable; skipping it');
       }

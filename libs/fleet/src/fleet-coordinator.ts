@@ -11,6 +11,19 @@ import type { BenchmarkService } from './benchmark-service.ts';
 
 export interface JobQueue {
   enqueue(job: BenchmarkJob): Promise<string | null>;
+  /** Queues the job again to start after `delaySeconds`. */
+  defer(job: BenchmarkJob, delaySeconds: number): Promise<string | null>;
+}
+
+export interface FleetCoordinatorOptions {
+  /** Delay before a job whose node is connected to another coordinator is offered again, in s. Default 3. */
+  deferDelaySeconds?: number;
+  /** Delay before a job whose node is connected nowhere is offered again, in s. Default 30. */
+  offlineDeferDelaySeconds?: number;
+  /** A job deferred for longer than this is dropped, in ms (the node's next hello queues what it still needs). Default 7 days. */
+  maxDeferralMs?: number;
+  /** A node with no report for longer than this counts as connected nowhere, in ms. Default 60 s. */
+  contactTimeoutMs?: number;
 }
 
 /** Raised when a result names a trial this node was never given. */
@@ -29,6 +42,7 @@ export class FleetCoordinator {
       registry: AgentRegistry;
       service: BenchmarkService;
       logger: Logger;
+      options?: FleetCoordinatorOptions;
     },
   ) {}
 
@@ -45,6 +59,8 @@ export class FleetCoordinator {
     const update = await this.deps.nodes.recordReport(toNodeReport(hello, inventory), stateOf(inventory));
     if (update.versionChange || update.rebootPendingChanged) {
       await this.#reactToVersions(session.nodeName, update.nodeId, inventory, update.versionChange);
+      // Jobs dropped while the node waited for its reboot are queued again.
+      if (!inventory.rebootPending) await this.#queueMissingBenchmarks(session.nodeName, update.nodeId);
     }
   }
 
@@ -87,16 +103,27 @@ export class FleetCoordinator {
     }
   }
 
-  /** Runs one queued benchmark job: every GPU of the node (or the one named) in parallel. */
+  /**
+   * Runs one queued benchmark job: every GPU of the node (or the one named)
+   * in parallel. Only the coordinator holding the node's session runs it;
+   * another defers it. A node waiting for a reboot drops it, since the
+   * node's first report with a usable driver queues the re-benchmark.
+   */
   async runJob(job: BenchmarkJob): Promise<void> {
+    const { logger } = this.deps;
     const node = await this.deps.nodes.findByName(job.nodeName);
     if (!node) {
-      this.deps.logger.warn({ node: job.nodeName }, 'benchmark job names an unknown node; dropping it');
+      logger.warn({ node: job.nodeName }, 'benchmark job names an unknown node; dropping it');
       return;
     }
     if (node.rebootPending) {
-      // The driver was upgraded without a reboot; trials would fail until it reboots.
-      throw new Error(`Node ${node.name} is waiting for a reboot after a driver upgrade; the benchmark will be retried.`);
+      // Trials would fail until the node reboots into the new driver.
+      logger.info({ node: node.name, reason: job.reason }, 'node waits for a reboot after a driver upgrade; dropping the job until it reports a usable driver');
+      return;
+    }
+    if (!this.deps.registry.isConnected(node.name)) {
+      await this.#deferJob(job, node.state !== 'offline' && Date.now() - node.lastContactAt.getTime() < (this.deps.options?.contactTimeoutMs ?? 60_000));
+      return;
     }
     const gpus = node.gpus.filter((g) => (job.gpuUuid ? g.uuid === job.gpuUuid : true)).filter((g) => g.migMode !== 'Enabled' || g.parentUuid !== null);
     const controller = new AbortController();
@@ -110,6 +137,18 @@ export class FleetCoordinator {
     } finally {
       this.#running.delete(job.nodeName);
     }
+  }
+
+  async #deferJob(job: BenchmarkJob, connectedElsewhere: boolean): Promise<void> {
+    const { logger, options } = this.deps;
+    const since = job.deferredSince ? Date.parse(job.deferredSince) : Date.now();
+    if (Number.isFinite(since) && Date.now() - since > (options?.maxDeferralMs ?? 7 * 86_400_000)) {
+      logger.warn({ node: job.nodeName, reason: job.reason, deferredSince: job.deferredSince }, 'node has not been connected here for too long; dropping the benchmark job');
+      return;
+    }
+    const delay = connectedElsewhere ? (options?.deferDelaySeconds ?? 3) : (options?.offlineDeferDelaySeconds ?? 30);
+    const id = await this.queue?.defer({ ...job, deferredSince: new Date(Number.isFinite(since) ? since : Date.now()).toISOString() }, delay);
+    logger.debug({ node: job.nodeName, reason: job.reason, connectedElsewhere, delaySeconds: delay, jobId: id }, 'node is not connected here; benchmark job deferred');
   }
 
   /** Queues a re-benchmark of every known node, for the scheduled cron run. */

@@ -72,7 +72,12 @@ export interface RunView {
 export type HardwareProfile = Record<string, { visnet_hidden_channels: number; visnet_num_layers: number; batch_size: number }>;
 
 export class OpsQueries {
-  constructor(private readonly deps: { nodes: NodeRepository; benchmarks: BenchmarkRepository; configs: ConfigRepository; registry: AgentRegistry }) {}
+  /**
+   * `contactTimeoutMs`: a node connected to another coordinator on the same
+   * database counts as connected while its last report is younger than
+   * this, in ms. Default 60 s (several heartbeat intervals).
+   */
+  constructor(private readonly deps: { nodes: NodeRepository; benchmarks: BenchmarkRepository; configs: ConfigRepository; registry: AgentRegistry; contactTimeoutMs?: number }) {}
 
   async listConfigs(filter: ConfigFilter): Promise<ConfigView[]> {
     const rows = await this.deps.configs.list(filter);
@@ -114,7 +119,7 @@ export class OpsQueries {
         labels: (node.labels ?? {}) as Record<string, string>,
         agentVersion: node.agentVersion,
         state: node.state,
-        connected: this.deps.registry.isConnected(node.name),
+        connected: this.deps.registry.isConnected(node.name) || (node.state !== 'offline' && Date.now() - node.lastContactAt.getTime() < (this.deps.contactTimeoutMs ?? 60_000)),
         lastContactAt: node.lastContactAt,
         driverVersion: node.driverVersion,
         cudaVersion: node.cudaVersion,

@@ -45,6 +45,38 @@ export class BenchmarkRepository {
     return run.id;
   }
 
+  /**
+   * Creates a run and names the runs it should wait for: when no cost
+   * model of its calibration key is stored yet, the runs of that key still
+   * running. An advisory lock on the key serializes concurrent callers (in
+   * any coordinator process), so of several runs of one key started at once
+   * exactly one finds nothing to wait for and measures; the others wait for
+   * its model and only verify.
+   */
+  async createRunAfterSameKey(input: CreateRunInput): Promise<{ runId: string; waitFor: string[] }> {
+    return this.prisma.$transaction(async (tx) => {
+      // Held until the transaction ends; hashtext collisions only serialize unrelated keys.
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${input.calibrationKey}))`;
+      const model = await tx.costModel.findFirst({ where: { calibrationKey: input.calibrationKey }, select: { id: true } });
+      const running = model
+        ? []
+        : await tx.benchmarkRun.findMany({ where: { calibrationKey: input.calibrationKey, status: 'running' }, select: { id: true }, orderBy: { startedAt: 'asc' } });
+      const run = await tx.benchmarkRun.create({ data: { ...input, status: 'running' } });
+      return { runId: run.id, waitFor: running.map((r) => r.id) };
+    });
+  }
+
+  /** How many of these runs are still running. */
+  async countRunning(runIds: string[]): Promise<number> {
+    if (runIds.length === 0) return 0;
+    return this.prisma.benchmarkRun.count({ where: { id: { in: runIds }, status: 'running' } });
+  }
+
+  /** Touches a run's heartbeat, so a run that waits is not taken for abandoned. */
+  async touchRun(runId: string): Promise<void> {
+    await this.prisma.benchmarkRun.updateMany({ where: { id: runId, status: 'running' }, data: { heartbeatAt: new Date() } });
+  }
+
   async finishRun(runId: string, result: { status: 'succeeded' | 'failed' | 'interrupted'; trialCount: number; gpuSeconds: number; error?: string | null; changes?: string[] }): Promise<void> {
     await this.prisma.benchmarkRun.update({
       where: { id: runId },
@@ -173,7 +205,9 @@ export class BenchmarkRepository {
             where: { id: current.id },
             data: { lastVerifiedAt: now, staleAt: null, staleReason: null, verifiedTrialId: config.verifiedTrialId ?? current.verifiedTrialId },
           });
-          changes.push(`${config.stage}: unchanged (${describe(config)}), verified by run ${input.runId}`);
+          // The stale mark is cleared on the row; the line keeps it in the run's history.
+          const wasStale = current.staleReason ? ` after it was marked stale (${current.staleReason})` : '';
+          changes.push(`${config.stage}: unchanged (${describe(config)}), verified by run ${input.runId}${wasStale}`);
           continue;
         }
         const created = await tx.recommendedConfig.create({
@@ -202,7 +236,7 @@ export class BenchmarkRepository {
         });
         if (current) {
           await tx.recommendedConfig.update({ where: { id: current.id }, data: { current: false } });
-          changes.push(`${config.stage}: ${describe(current)} -> ${describe(config)} (${input.reason})`);
+          changes.push(`${config.stage}: ${describe(current)} -> ${describe(config)} (${input.reason}${current.staleReason ? `; marked stale: ${current.staleReason}` : ''})`);
         } else {
           changes.push(`${config.stage}: new ${describe(config)} (config ${created.id})`);
         }
