@@ -30,6 +30,7 @@ const program = new Command('hwopt-coordinator')
   .option('--trial-timeout <seconds>', 'time limit of one trial on the agent', integer, 900)
   .option('--rebenchmark-cron <expr>', 'cron expression (5 or 6 fields) for re-benchmarking every node')
   .option('--benchmark-concurrency <n>', 'benchmark jobs this process runs at once', integer, 16)
+  .option('--heartbeat-interval <seconds>', 'interval agents send heartbeats (inventory, driver version) at', integer, 10)
   .option('--tls-cert <file>', 'PEM certificate of the server')
   .option('--tls-key <file>', 'PEM private key of the server')
   .option('--tls-ca <file>', 'PEM CA that signs agent certificates; enables mutual TLS')
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
         trialTimeoutMs: flags.trialTimeout * 1000,
         rebenchmarkCron: flags.rebenchmarkCron,
         benchmarkConcurrency: flags.benchmarkConcurrency,
+        heartbeatIntervalMs: flags.heartbeatInterval * 1000,
         tls: flags.tlsCert || flags.tlsKey ? { certFile: flags.tlsCert, keyFile: flags.tlsKey, caFile: flags.tlsCa } : undefined,
         agentTokenFile: flags.agentTokenFile,
         opsTokensFile: flags.opsTokensFile,

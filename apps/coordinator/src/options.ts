@@ -79,6 +79,8 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions): Resolved
   if (strategy !== 'calibrated' && strategy !== 'legacy') throw new InvalidInputError(`--strategy ${JSON.stringify(strategy)} must be calibrated or legacy`);
   const trialTimeoutMs = options.trialTimeoutMs ?? 15 * 60_000;
   if (!(trialTimeoutMs >= 1000)) throw new InvalidInputError(`--trial-timeout ${trialTimeoutMs / 1000} s must be at least 1 second`);
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+  if (!(heartbeatIntervalMs >= 1000 && heartbeatIntervalMs <= 3_600_000)) throw new InvalidInputError(`--heartbeat-interval ${heartbeatIntervalMs / 1000} s must be between 1 and 3600 seconds`);
   if (options.tls && (!options.tls.certFile || !options.tls.keyFile)) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
   const insecure = options.insecure ?? false;
   if (!options.tls && !isLoopback(host) && !insecure) {
@@ -95,7 +97,7 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions): Resolved
     trialTimeoutMs,
     rebenchmarkCron: options.rebenchmarkCron,
     benchmarkConcurrency: options.benchmarkConcurrency ?? 16,
-    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+    heartbeatIntervalMs,
     reconnectWaitMs: options.reconnectWaitMs ?? 120_000,
     tls: options.tls,
     agentTokenFile: options.agentTokenFile,
