@@ -4,7 +4,7 @@
  * Failures become INVALID_ARGUMENT with the field named.
  */
 import type { AgentHello, InventoryReport, TrialResultReport } from '@hwopt/fleet';
-import type { Hello, Inventory, TrialResult } from '@hwopt/proto';
+import type { DescribeResult, Hello, Inventory, TrialResult } from '@hwopt/proto';
 
 export class RequestValidationError extends Error {
   readonly code = 'INVALID_ARGUMENT';
@@ -13,10 +13,23 @@ export class RequestValidationError extends Error {
 /** Node names: what hostnames and Kubernetes node names use. */
 export const NODE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Workload names, such as visnet-pdb. */
+export const WORKLOAD_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Label keys: the same set `hwopt-agent run --label` accepts. */
+const LABEL_KEY_PATTERN = /^[A-Za-z0-9._/-]{1,128}$/;
+/** nvidia-smi GPU and MIG UUIDs (GPU-..., MIG-...) and the agent's `<gpu>/gi<n>/ci<n>` MIG names. */
+const GPU_UUID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+/** Failure kinds such as oom, host_oom or runner_error. */
+const FAILURE_KIND_PATTERN = /^[a-z][a-z0-9_]{0,31}$/;
 const MAX_TEXT = 512;
 const MAX_SUMMARY = 4096;
 const MAX_GPUS = 64;
 const MAX_LABELS = 64;
+const MAX_WORKLOADS = 64;
+/** Architectures one describe request may list; the optimizer requests a few hundred at most. */
+const MAX_DESCRIBE_COUNTS = 10_000;
+/** Same bound the optimizer applies to an executor's parameter counts. */
+const MAX_PARAMETER_COUNT = 1e13;
 
 function fail(field: string, detail: string): never {
   throw new RequestValidationError(`${field} ${detail}`);
@@ -36,6 +49,19 @@ function optionalText(value: string, field: string): string | null {
 export function nodeName(value: string, field = 'node_name'): string {
   if (!NODE_NAME_PATTERN.test(value)) fail(field, `${JSON.stringify(value.slice(0, 64))} is not a valid node name (letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit)`);
   return value;
+}
+
+function matching(value: string, pattern: RegExp, field: string, what: string): string {
+  if (!pattern.test(value)) fail(field, `${JSON.stringify(value.slice(0, 64))} is not a valid ${what}`);
+  return value;
+}
+
+export function workloadName(value: string, field = 'workload'): string {
+  return matching(value, WORKLOAD_PATTERN, field, "workload name (letters, digits, '.', '_' and '-', at most 64)");
+}
+
+function gpuUuid(value: string, field: string): string {
+  return matching(value, GPU_UUID_PATTERN, field, 'GPU UUID');
 }
 
 function count(value: number, field: string, min: number, max: number): number {
@@ -68,12 +94,12 @@ export function inventory(value: Inventory | undefined, field = 'inventory'): In
       if (gpu.uuid === '') fail(`${at}.uuid`, 'is missing');
       return {
         index: count(gpu.index, `${at}.index`, 0, 1024),
-        uuid: text(gpu.uuid, `${at}.uuid`, 128),
+        uuid: gpuUuid(gpu.uuid, `${at}.uuid`),
         name: text(gpu.name, `${at}.name`, 128),
         memoryTotalMiB: gpu.memoryTotalMib === undefined ? null : count(gpu.memoryTotalMib, `${at}.memory_total_mib`, 1, 16 * 1024 * 1024),
         computeCapability: optionalText(gpu.computeCapability, `${at}.compute_capability`),
         migMode: optionalText(gpu.migMode, `${at}.mig_mode`),
-        parentUuid: optionalText(gpu.parentUuid, `${at}.parent_uuid`),
+        parentUuid: gpu.parentUuid === '' ? null : gpuUuid(gpu.parentUuid, `${at}.parent_uuid`),
         migProfile: optionalText(gpu.migProfile, `${at}.mig_profile`),
       };
     }),
@@ -82,17 +108,18 @@ export function inventory(value: Inventory | undefined, field = 'inventory'): In
 
 export function hello(value: Hello): AgentHello {
   if (value.labels.length > MAX_LABELS) fail('labels', `has ${value.labels.length} entries; the limit is ${MAX_LABELS}`);
-  const labels: Record<string, string> = {};
-  for (const [i, label] of value.labels.entries()) {
-    labels[text(label.key, `labels[${i}].key`, 128)] = text(label.value, `labels[${i}].value`, 256);
-  }
+  if (value.workloads.length > MAX_WORKLOADS) fail('workloads', `has ${value.workloads.length} entries; the limit is ${MAX_WORKLOADS}`);
+  // Object.fromEntries defines own properties, so a key such as __proto__ stays a plain label.
+  const labels: Record<string, string> = Object.fromEntries(
+    value.labels.map((label, i) => [matching(label.key, LABEL_KEY_PATTERN, `labels[${i}].key`, "label key (letters, digits, '.', '_', '/' and '-', at most 128)"), text(label.value, `labels[${i}].value`, 256)]),
+  );
   return {
     nodeName: nodeName(value.nodeName),
     hostname: text(value.hostname, 'hostname', 255),
     labels,
     agentVersion: text(value.agentVersion, 'agent_version', 64),
     inventory: inventory(value.inventory),
-    workloads: value.workloads.slice(0, 64).map((w, i) => text(w, `workloads[${i}]`, 128)),
+    workloads: value.workloads.map((w, i) => workloadName(w, `workloads[${i}]`)),
   };
 }
 
@@ -109,7 +136,7 @@ export function trialResult(value: TrialResult): TrialResultReport {
   const step = value.step;
   return {
     trialId: trialId(value.trialId),
-    gpuUuid: text(value.gpuUuid, 'gpu_uuid', 128),
+    gpuUuid: gpuUuid(value.gpuUuid, 'gpu_uuid'),
     architecture: {
       layers: count(value.architecture.layers, 'architecture.layers', 1, 1024),
       hiddenChannels: count(value.architecture.hiddenChannels, 'architecture.hidden_channels', 1, 1 << 20),
@@ -119,7 +146,7 @@ export function trialResult(value: TrialResult): TrialResultReport {
     outcome: value.outcome as TrialResultReport['outcome'],
     failure: value.failure
       ? {
-          kind: text(value.failure.kind, 'failure.kind', 32),
+          kind: matching(value.failure.kind, FAILURE_KIND_PATTERN, 'failure.kind', 'failure kind (lower-case letters, digits and _)'),
           summary: text(value.failure.summary.slice(0, MAX_SUMMARY), 'failure.summary', MAX_SUMMARY),
           requestedBytes: measure(value.failure.requestedBytes, 'failure.requested_bytes', MAX_BYTES),
           totalBytes: measure(value.failure.totalBytes, 'failure.total_bytes', MAX_BYTES),
@@ -140,8 +167,24 @@ export function trialResult(value: TrialResult): TrialResultReport {
             count: count(step.count, 'step.count', 1, 1 << 20),
           }
         : null,
-    parameterCount: measure(value.parameterCount, 'parameter_count', 1e13),
+    parameterCount: measure(value.parameterCount, 'parameter_count', MAX_PARAMETER_COUNT),
     gpuSeconds: measure(value.gpuSeconds, 'gpu_seconds', MAX_SECONDS)!,
     wallSeconds: measure(value.wallSeconds, 'wall_seconds', MAX_SECONDS)!,
+  };
+}
+
+export interface DescribeReport {
+  requestId: string;
+  parameterCounts: number[];
+  error: string | null;
+}
+
+export function describeResult(value: DescribeResult): DescribeReport {
+  const counts = value.parameterCounts;
+  if (counts.length > MAX_DESCRIBE_COUNTS) fail('describe_result.parameter_counts', `has ${counts.length} entries; the limit is ${MAX_DESCRIBE_COUNTS}`);
+  return {
+    requestId: matching(value.requestId, UUID_PATTERN, 'describe_result.request_id', 'request id (a lower-case UUID)'),
+    parameterCounts: counts.map((c, i) => count(c, `describe_result.parameter_counts[${i}]`, 0, MAX_PARAMETER_COUNT)),
+    error: value.error === '' ? null : text(value.error.slice(0, 2048), 'describe_result.error', 2048),
   };
 }
