@@ -97,9 +97,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           await deps.fleet.handleTrialResult(session!, result);
           link.acknowledgeResult(result.trialId);
         } else if (message.describeResult) {
-          const d = message.describeResult;
-          if (d.parameterCounts.length > 10_000) throw new validate.RequestValidationError('describe_result.parameter_counts has more than 10000 entries');
-          deps.registry.completeDescribe(session!.nodeName, validate.text(d.requestId, 'describe_result.request_id', 64), d.parameterCounts, d.error ? validate.text(d.error.slice(0, 2048), 'describe_result.error', 2048) : null);
+          const d = validate.describeResult(message.describeResult);
+          deps.registry.completeDescribe(session!.nodeName, d.requestId, d.parameterCounts, d.error);
         }
         // Trial progress is informational; the coordinator does not need it to decide.
       };

@@ -145,7 +145,7 @@ export function createOpsService(deps: OpsServiceDeps): OpsServiceServer {
       const configs = await queries.listConfigs({
         nodeName: request.nodeName ? validate.nodeName(request.nodeName) : undefined,
         stage: optionalStage(request.stage),
-        workload: request.workload ? validate.text(request.workload, 'workload', 128) : undefined,
+        workload: request.workload ? validate.workloadName(request.workload) : undefined,
         includeHistory: request.includeHistory,
       });
       return { configs: configs.map(stageConfigMessage) };
@@ -153,7 +153,7 @@ export function createOpsService(deps: OpsServiceDeps): OpsServiceServer {
     listFleet: unary(deps, 'read', 'ListFleet', async () => ({ nodes: (await queries.listFleet()).map(fleetNodeMessage) })),
     getHistory: unary(deps, 'read', 'GetHistory', async (request) => ({ runs: (await queries.history(validate.nodeName(request.nodeName))).map(runMessage) })),
     exportProfile: unary(deps, 'read', 'ExportProfile', async (request) => {
-      const profile = await queries.exportProfile(validate.nodeName(request.nodeName), request.workload ? validate.text(request.workload, 'workload', 128) : undefined);
+      const profile = await queries.exportProfile(validate.nodeName(request.nodeName), request.workload ? validate.workloadName(request.workload) : undefined);
       return { profileJson: JSON.stringify(profile, null, 2) };
     }),
     scheduleBenchmark: unary(deps, 'admin', 'ScheduleBenchmark', async (request) => {
