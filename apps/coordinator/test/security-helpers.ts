@@ -85,7 +85,7 @@ export class RawSession {
     this.stream.write(AgentMessage.fromPartial(message));
   }
 
-  /** The coordinator's next message, or null once the stream has closed. */
+  /** Waits for the coordinator's next message; returns null once the stream has closed. */
   async next(timeoutMs = 10_000): Promise<CoordinatorMessage | null> {
     const deadline = Date.now() + timeoutMs;
     while (this.#received.length === 0) {
