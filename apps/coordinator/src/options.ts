@@ -35,7 +35,7 @@ export interface CoordinatorOptions {
   agentTokenFile?: string;
   /** JSON file of ops credentials: `[{"token": "...", "role": "read" | "admin"}]`. */
   opsTokensFile?: string;
-  /** Serve without TLS or tokens on a non-loopback address. */
+  /** Serve on a non-loopback address without TLS, agent authentication or ops tokens. */
   insecure?: boolean;
 }
 
@@ -65,8 +65,28 @@ export function parseHostPort(value: string, field: string): { host: string; por
   return { host: match[1]!, port };
 }
 
+/** True for localhost, an IPv4 address in 127.0.0.0/8 and [::1]; a name such as 127.example.com is not loopback. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
+  return host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '[::1]';
+}
+
+/**
+ * Rejects a non-loopback address unless every caller is authenticated:
+ * TLS, agents by client certificate (--tls-ca) or shared token, and ops
+ * clients by token. `--insecure` serves without them on purpose.
+ */
+function checkExposure(options: CoordinatorOptions, address: string, insecure: boolean): void {
+  if (insecure) return;
+  const fix = 'or pass --insecure to serve it unauthenticated on purpose';
+  if (!options.tls) {
+    throw new InvalidInputError(`--listen ${address} is not a loopback address; give --tls-cert/--tls-key (and --tls-ca for mutual TLS), ${fix}`);
+  }
+  if (!options.tls.caFile && !options.agentTokenFile) {
+    throw new InvalidInputError(`--listen ${address} is not a loopback address, so agents must authenticate; give --tls-ca (mutual TLS) or --agent-token-file, ${fix}`);
+  }
+  if (!options.opsTokensFile) {
+    throw new InvalidInputError(`--listen ${address} is not a loopback address, so ops clients must authenticate; give --ops-tokens-file, ${fix}`);
+  }
 }
 
 export function resolveCoordinatorOptions(options: CoordinatorOptions): ResolvedCoordinatorOptions {
@@ -83,9 +103,7 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions): Resolved
   if (!(heartbeatIntervalMs >= 1000 && heartbeatIntervalMs <= 3_600_000)) throw new InvalidInputError(`--heartbeat-interval ${heartbeatIntervalMs / 1000} s must be between 1 and 3600 seconds`);
   if (options.tls && (!options.tls.certFile || !options.tls.keyFile)) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
   const insecure = options.insecure ?? false;
-  if (!options.tls && !isLoopback(host) && !insecure) {
-    throw new InvalidInputError(`--listen ${host}:${port} is not a loopback address; give --tls-cert/--tls-key (and --tls-ca for mutual TLS), or --insecure to serve plaintext on purpose`);
-  }
+  if (!isLoopback(host)) checkExposure(options, `${host}:${port}`, insecure);
   return {
     host,
     port,
