@@ -2,10 +2,11 @@
  * Who may call the coordinator. Agents prove their node with a client
  * certificate (mutual TLS, the certificate's common name is the node name)
  * or, in small setups, with a shared token. Ops clients present a token
- * with a read-only or admin role.
+ * with a read-only or admin role. Tokens and key material never go into
+ * logs or error details: messages name the file, never its content.
  */
-import { readFileSync } from 'node:fs';
-import { timingSafeEqual } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createPrivateKey, timingSafeEqual, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { Metadata, ServerCredentials, status, type ServerErrorResponse } from '@grpc/grpc-js';
 import { InvalidInputError, type Logger } from '@hwopt/common';
@@ -20,18 +21,42 @@ interface CallLike {
 export interface Authenticator {
   credentials: ServerCredentials;
   mode: 'mutual-tls' | 'tls' | 'plaintext';
-  /** The node name a client certificate proves, null when none is required. Throws UNAUTHENTICATED. */
+  /**
+   * Returns the node name the client certificate proves, or null in TLS
+   * and plaintext modes. Throws a gRPC UNAUTHENTICATED error when the
+   * certificate has no common name or the agent token is missing or wrong.
+   */
   agentIdentity(call: CallLike): string | null;
+  /** Throws UNAUTHENTICATED for a missing or unknown ops token, PERMISSION_DENIED for a read-only token on an admin call. */
   authorizeOps(call: CallLike, role: OpsRole): void;
 }
 
-function unauthenticated(details: string): ServerErrorResponse {
-  return Object.assign(new Error(details), { code: status.UNAUTHENTICATED, details });
+/** Tokens: printable ASCII without spaces, as the `Bearer` header carries them. */
+const TOKEN_PATTERN = /^[\x21-\x7e]{16,512}$/;
+const TOKEN_RULE = '16 to 512 printable ASCII characters without spaces';
+
+function grpcError(code: status, details: string): ServerErrorResponse {
+  return Object.assign(new Error(details), { code, details });
 }
 
-function readSecretFile(path: string, flag: string): string {
+/** Reads a key or token file, warning when users other than the owner may read it. */
+function readSecretFile(path: string, flag: string, logger: Logger): string {
+  let content: string;
   try {
-    return readFileSync(path, 'utf8');
+    content = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new InvalidInputError(`${flag} ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); pass a readable file`);
+  }
+  // Windows has no POSIX mode bits to check.
+  if (process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0) {
+    logger.warn({ flag, file: path }, 'secret file is readable by other users; run chmod 600 on it');
+  }
+  return content;
+}
+
+function readPublicFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
   } catch (error) {
     throw new InvalidInputError(`${flag} ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); pass a readable file`);
   }
@@ -50,60 +75,109 @@ function sameSecret(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+function readAgentToken(path: string, logger: Logger): string {
+  const token = readSecretFile(path, '--agent-token-file', logger).trim();
+  if (!TOKEN_PATTERN.test(token)) throw new InvalidInputError(`--agent-token-file ${path} must contain one token of ${TOKEN_RULE}; make one with \`openssl rand -hex 32\``);
+  return token;
+}
+
+function readOpsTokens(path: string, logger: Logger): { token: string; role: OpsRole }[] {
+  const expected = `[{"token": "<${TOKEN_RULE}>", "role": "read" | "admin"}, ...]`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readSecretFile(path, '--ops-tokens-file', logger));
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw error;
+    // The parser's message quotes the file's text, which contains tokens, so it is left out.
+    throw new InvalidInputError(`--ops-tokens-file ${path} is not valid JSON; expected ${expected}`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new InvalidInputError(`--ops-tokens-file ${path} must contain a non-empty list ${expected}`);
+  for (const [i, entry] of parsed.entries()) {
+    if (typeof entry?.token !== 'string' || !TOKEN_PATTERN.test(entry.token) || (entry.role !== 'read' && entry.role !== 'admin')) {
+      throw new InvalidInputError(`--ops-tokens-file ${path}, entry ${i}, must be {"token": "<${TOKEN_RULE}>", "role": "read" | "admin"}`);
+    }
+  }
+  const tokens = parsed as { token: string; role: OpsRole }[];
+  if (new Set(tokens.map((e) => e.token)).size !== tokens.length) throw new InvalidInputError(`--ops-tokens-file ${path} lists the same token twice; give every credential its own token`);
+  return tokens;
+}
+
+function parseCertificate(pem: Buffer, path: string, flag: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new InvalidInputError(`${flag} ${path} is not a PEM certificate; pass the file make-certs.sh wrote (BEGIN CERTIFICATE)`);
+  }
+}
+
+/**
+ * Checks the PEM files up front, so a wrong file is named at start-up
+ * instead of failing inside the gRPC bind with an OpenSSL code.
+ */
+function serverCredentials(tls: NonNullable<ResolvedCoordinatorOptions['tls']>, logger: Logger): ServerCredentials {
+  const ca = tls.caFile ? readPublicFile(tls.caFile, '--tls-ca') : null;
+  if (ca !== null) parseCertificate(ca, tls.caFile!, '--tls-ca');
+  const certChain = readPublicFile(tls.certFile, '--tls-cert');
+  const certificate = parseCertificate(certChain, tls.certFile, '--tls-cert');
+  const privateKey = Buffer.from(readSecretFile(tls.keyFile, '--tls-key', logger));
+  let key;
+  try {
+    key = createPrivateKey(privateKey);
+  } catch {
+    // The parser's message is left out, so no part of the key can reach a log.
+    throw new InvalidInputError(`--tls-key ${tls.keyFile} is not an unencrypted PEM private key; pass the file make-certs.sh wrote (BEGIN PRIVATE KEY)`);
+  }
+  if (!certificate.checkPrivateKey(key)) throw new InvalidInputError(`--tls-key ${tls.keyFile} is not the private key of --tls-cert ${tls.certFile}`);
+  if (Date.parse(certificate.validTo) < Date.now()) throw new InvalidInputError(`--tls-cert ${tls.certFile} expired on ${certificate.validTo}; make a new one`);
+  // With a CA, the third argument makes the TLS handshake fail for a client without a certificate signed by it.
+  return ServerCredentials.createSsl(ca, [{ cert_chain: certChain, private_key: privateKey }], ca !== null);
+}
+
 export function createAuthenticator(options: ResolvedCoordinatorOptions, logger: Logger): Authenticator {
   let credentials: ServerCredentials;
   let mode: Authenticator['mode'];
   if (options.tls) {
-    const ca = options.tls.caFile ? Buffer.from(readSecretFile(options.tls.caFile, '--tls-ca')) : null;
-    credentials = ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(readSecretFile(options.tls.certFile, '--tls-cert')), private_key: Buffer.from(readSecretFile(options.tls.keyFile, '--tls-key')) }], ca !== null);
-    mode = ca ? 'mutual-tls' : 'tls';
+    credentials = serverCredentials(options.tls, logger);
+    mode = options.tls.caFile ? 'mutual-tls' : 'tls';
   } else {
     credentials = ServerCredentials.createInsecure();
     mode = 'plaintext';
     logger.warn({ host: options.host }, 'serving gRPC in plaintext: traffic and tokens are not encrypted; use --tls-cert/--tls-key/--tls-ca outside a trusted host');
   }
 
-  const agentToken = options.agentTokenFile ? readSecretFile(options.agentTokenFile, '--agent-token-file').trim() : null;
-  if (agentToken !== null && agentToken.length < 16) throw new InvalidInputError('--agent-token-file holds a token shorter than 16 characters; use a long random token');
-
-  let opsTokens: { token: string; role: OpsRole }[] | null = null;
-  if (options.opsTokensFile) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readSecretFile(options.opsTokensFile, '--ops-tokens-file'));
-    } catch (error) {
-      if (error instanceof InvalidInputError) throw error;
-      throw new InvalidInputError(`--ops-tokens-file ${options.opsTokensFile} is not valid JSON; expected [{"token": "...", "role": "read" | "admin"}]`);
-    }
-    if (!Array.isArray(parsed) || parsed.some((e) => typeof e?.token !== 'string' || e.token.length < 16 || (e.role !== 'read' && e.role !== 'admin'))) {
-      throw new InvalidInputError(`--ops-tokens-file ${options.opsTokensFile} must hold [{"token": "<at least 16 characters>", "role": "read" | "admin"}]`);
-    }
-    opsTokens = parsed as { token: string; role: OpsRole }[];
+  const agentToken = options.agentTokenFile ? readAgentToken(options.agentTokenFile, logger) : null;
+  const opsTokens = options.opsTokensFile ? readOpsTokens(options.opsTokensFile, logger) : null;
+  if (agentToken !== null && opsTokens?.some((e) => sameSecret(e.token, agentToken))) {
+    throw new InvalidInputError(`--agent-token-file ${options.agentTokenFile} contains a token that is also an ops token; agents and ops clients need different tokens`);
   }
+  if (mode !== 'mutual-tls' && agentToken === null) logger.warn('agents are not authenticated: any client may register as any node; give --tls-ca or --agent-token-file');
+  if (opsTokens === null) logger.warn('ops calls are not authenticated: any client may read configs and schedule benchmarks; give --ops-tokens-file');
 
   return {
     credentials,
     mode,
     agentIdentity(call) {
+      let nodeName: string | null = null;
       if (mode === 'mutual-tls') {
         const subject = call.getAuthContext().sslPeerCertificate?.subject;
         const commonName: string | undefined = Array.isArray(subject?.CN) ? subject.CN[0] : subject?.CN;
-        if (!commonName) throw unauthenticated('a client certificate with the node name as its common name is required');
-        return commonName;
+        if (!commonName) throw grpcError(status.UNAUTHENTICATED, 'a client certificate with the node name as its common name is required');
+        nodeName = commonName;
       }
+      // With mutual TLS a configured token is required as well.
       if (agentToken !== null) {
         const presented = bearerToken(call.metadata);
-        if (presented === null || !sameSecret(presented, agentToken)) throw unauthenticated('missing or wrong agent token');
+        if (presented === null || !sameSecret(presented, agentToken)) throw grpcError(status.UNAUTHENTICATED, 'missing or wrong agent token; pass --token-file to hwopt-agent');
       }
-      return null;
+      return nodeName;
     },
     authorizeOps(call, role) {
       if (opsTokens === null) return;
       const presented = bearerToken(call.metadata);
       const entry = presented === null ? undefined : opsTokens.find((e) => sameSecret(e.token, presented));
-      if (!entry) throw unauthenticated('missing or unknown ops token; pass --token or HWOPT_TOKEN');
+      if (!entry) throw grpcError(status.UNAUTHENTICATED, 'missing or unknown ops token; pass --token or HWOPT_TOKEN');
       if (role === 'admin' && entry.role !== 'admin') {
-        throw Object.assign(new Error('this ops token is read-only; scheduling benchmarks needs an admin token'), { code: status.PERMISSION_DENIED, details: 'this ops token is read-only; scheduling benchmarks needs an admin token' });
+        throw grpcError(status.PERMISSION_DENIED, 'this ops token is read-only; scheduling benchmarks and other changes need an admin token');
       }
     },
   };
