@@ -27,7 +27,7 @@ export class ResultOutbox<T extends { trialId: string }> {
     }
   }
 
-  /** Stores a result durably before it is sent. */
+  /** Stores a result durably; call it before sending the result. */
   put(result: T): void {
     if (!TRIAL_ID_PATTERN.test(result.trialId)) throw new Error(`trial id ${JSON.stringify(result.trialId)} is not a UUID; it cannot name an outbox file`);
     const final = join(this.dir, `${result.trialId}.json`);
@@ -62,7 +62,7 @@ export class ResultOutbox<T extends { trialId: string }> {
         if (statSync(path).size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
         const parsed = JSON.parse(readFileSync(path, 'utf8')) as unknown;
         const trialId = (parsed as { trialId?: unknown } | null)?.trialId;
-        if (typeof trialId !== 'string' || `${trialId}.json` !== name) throw new Error(`holds trial id ${JSON.stringify(trialId)}, not the one in its name`);
+        if (typeof trialId !== 'string' || `${trialId}.json` !== name) throw new Error(`contains trial id ${JSON.stringify(trialId)}, not the one in its name`);
         results.push(parsed as T);
       } catch (error) {
         this.logger.warn({ err: error, file: name }, 'outbox file is unreadable; leaving it in place');

@@ -27,7 +27,7 @@ describe('ResultOutbox', () => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('keeps a result written by a process killed with SIGKILL', async () => {
+  it('keeps a result across SIGKILL', async () => {
     const dir = freshDir();
     const trialId = randomUUID();
     const child = await execa(process.execPath, ['--import', 'tsx', CRASHER, dir, trialId], { reject: false });
@@ -38,7 +38,7 @@ describe('ResultOutbox', () => {
     expect(outbox.has(trialId)).toBe(true);
   });
 
-  it('ignores a torn temporary file and removes it on the next start', () => {
+  it('ignores, then removes, a torn .tmp file', () => {
     const dir = freshDir();
     const first = new ResultOutbox<Result>(dir, silentLogger());
     const kept = randomUUID();
@@ -53,7 +53,7 @@ describe('ResultOutbox', () => {
     expect(restarted.pending().map((r) => r.trialId)).toEqual([kept]);
   });
 
-  it('skips files that are not whole results of the trial they name', () => {
+  it('skips files not naming their trial', () => {
     const dir = freshDir();
     const outbox = new ResultOutbox<Result>(dir, silentLogger());
     const good = randomUUID();
@@ -67,7 +67,7 @@ describe('ResultOutbox', () => {
     expect(existsSync(join(dir, `${garbled}.json`))).toBe(true);
   });
 
-  it('forgets a result once acknowledged, and a second acknowledgement is harmless', () => {
+  it('forgets acknowledged results', () => {
     const dir = freshDir();
     const outbox = new ResultOutbox<Result>(dir, silentLogger());
     const trialId = randomUUID();
@@ -79,7 +79,7 @@ describe('ResultOutbox', () => {
     expect(outbox.has(trialId)).toBe(false);
   });
 
-  it('refuses a trial id that cannot name a file', () => {
+  it('rejects a trial id that is no UUID', () => {
     const outbox = new ResultOutbox<Result>(freshDir(), silentLogger());
     expect(() => outbox.put({ trialId: '../escape', outcome: 'ok', gpuSeconds: 0 })).toThrow(/not a UUID/);
   });

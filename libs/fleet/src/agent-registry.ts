@@ -29,9 +29,9 @@ export interface RunTrialOptions {
   /** Time from assignment until the trial counts as lost, in ms: the agent's trial limit plus a grace. */
   resultTimeoutMs: number;
   /**
-   * Time a trial waits for its agent once the agent's session ends, in ms;
-   * the trial counts as lost when no session of the node is back by then.
-   * Unset: only `resultTimeoutMs` applies.
+   * Time a trial waits for its agent once the agent's session ends, in ms.
+   * The trial counts as lost when no session of the node is back by then.
+   * When unset, only `resultTimeoutMs` applies.
    */
   lostAfterDisconnectMs?: number;
 }
@@ -146,7 +146,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
     });
   }
 
-  /** Number of trials waiting for a result. */
+  /** Count of trials waiting for a result. */
   get pendingTrialCount(): number {
     return this.#pendingTrials.size;
   }
