@@ -119,7 +119,8 @@ describe('executeTrial with the simulated runner', () => {
   it('stops the runner on timeout', async () => {
     const stateDir = makeStateDir();
     const monitor = new ProcFileMonitor(stateDir);
-    const report = await executeTrial(makeSpec(), { runner: simulatedRunner(stateDir, 1), timeoutMs: 400, killGraceMs: 2000, monitor });
+    // Long enough for the runner to install its SIGTERM handler on a loaded machine.
+    const report = await executeTrial(makeSpec(), { runner: simulatedRunner(stateDir, 1), timeoutMs: 3000, killGraceMs: 2000, monitor });
     expect(report.outcome).toBe('failed');
     expect(report.failure?.kind).toBe('timeout');
     expect(report.exitCode).toBe(143);
