@@ -44,6 +44,8 @@ export function connect(flags: ConnectionFlags): OpsConnection {
   }
   const timeoutSeconds = Number(flags.timeout);
   if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout ${flags.timeout} must be a positive number of seconds`);
+  if ((flags.tlsCert || flags.tlsKey) && !flags.tlsCa) throw new InvalidInputError('--tls-cert and --tls-key need --tls-ca, the CA that signed the coordinator certificate');
+  if (!!flags.tlsCert !== !!flags.tlsKey) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
   const credentials = flags.tlsCa
     ? grpcCredentials.createSsl(read(flags.tlsCa, '--tls-ca'), flags.tlsKey ? read(flags.tlsKey, '--tls-key') : null, flags.tlsCert ? read(flags.tlsCert, '--tls-cert') : null)
     : grpcCredentials.createInsecure();
