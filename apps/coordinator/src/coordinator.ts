@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Server, type ServerDuplexStream } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '@hwopt/common';
@@ -210,6 +210,39 @@ export class Coordinator {
   }
 }
 
-function readDescriptorSet() {
-  return loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET_PATH));
+/**
+ * buf's descriptor set as the reflection service's package definition,
+ * one entry per file with the file's bytes unchanged. proto-loader's
+ * loaders merge the files of one package into one file and drop its
+ * imports (here google/protobuf/timestamp.proto), which strict clients such
+ * as Python's protobuf reject; the original files keep their imports.
+ */
+function readDescriptorSet(): PackageDefinition {
+  const files = splitFileDescriptorSet(readFileSync(DESCRIPTOR_SET_PATH));
+  return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: [bytes] }])) as PackageDefinition;
+}
+
+/** The encoded FileDescriptorProto of each `file` (field 1, length-delimited) of a FileDescriptorSet. */
+function splitFileDescriptorSet(set: Buffer): Buffer[] {
+  const files: Buffer[] = [];
+  let offset = 0;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (offset >= set.length) break;
+      const byte = set[offset++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+    throw new Error(`${DESCRIPTOR_SET_PATH} is not a FileDescriptorSet (bad varint at byte ${offset}); run \`npm run generate\``);
+  };
+  while (offset < set.length) {
+    const tag = varint();
+    if (tag !== 0x0a) throw new Error(`${DESCRIPTOR_SET_PATH} is not a FileDescriptorSet (field tag ${tag} at byte ${offset}); run \`npm run generate\``);
+    const length = varint();
+    if (offset + length > set.length) throw new Error(`${DESCRIPTOR_SET_PATH} is truncated; run \`npm run generate\``);
+    files.push(set.subarray(offset, offset + length));
+    offset += length;
+  }
+  return files;
 }
