@@ -64,9 +64,12 @@ export class AgentSession {
    * outbox. Before the Welcome a result would precede the Hello, which the
    * coordinator rejects.
    */
-  sendResult(result: OutboxResult): void {
+  sendResult(result: OutboxResult, resend = false): void {
     if (this.#state !== 'connected') return;
-    this.#write({ trialResult: resultMessage(result) });
+    if (this.#write({ trialResult: resultMessage(result) })) {
+      // One line per send and per acknowledgement, so a fault run can count both.
+      this.options.logger.info({ trialId: result.trialId, outcome: result.outcome, resend }, 'trial result sent');
+    }
   }
 
   async stop(): Promise<void> {
@@ -154,7 +157,7 @@ export class AgentSession {
       startHeartbeat(message.welcome.heartbeatIntervalMs || 10_000);
       const pending = options.outbox.pending();
       if (pending.length > 0) options.logger.info({ results: pending.length }, 'resending unacknowledged trial results');
-      for (const result of pending) this.sendResult(result);
+      for (const result of pending) this.sendResult(result, true);
     } else if (message.trialAssignment) {
       const a = message.trialAssignment;
       options.worker.submit({
@@ -170,6 +173,7 @@ export class AgentSession {
       });
     } else if (message.resultAck) {
       options.outbox.acknowledge(message.resultAck.trialId);
+      options.logger.info({ trialId: message.resultAck.trialId }, 'trial result acknowledged');
     } else if (message.cancelTrial) {
       options.worker.cancel(message.cancelTrial.trialId, message.cancelTrial.reason || 'cancelled by the coordinator');
     } else if (message.describeRequest) {
@@ -193,10 +197,12 @@ export class AgentSession {
     }
   }
 
-  #write(message: AgentMessage): void {
+  /** Writes to the open stream; returns false when no stream can take the message. */
+  #write(message: AgentMessage): boolean {
     const stream = this.#stream;
-    if (!stream || stream.destroyed || stream.writableEnded) return;
+    if (!stream || stream.destroyed || stream.writableEnded) return false;
     stream.write(message);
+    return true;
   }
 }
 
