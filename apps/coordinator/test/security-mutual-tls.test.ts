@@ -2,10 +2,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@hwopt/common';
 import { createTestDatabase, stopTestServer, type TestDatabase } from '@hwopt/db';
-import { HealthClient, OpsHarnessClient } from '@hwopt/local-fleet';
+import { AGENT_BIN, CLI_BIN, HealthClient, OpsHarnessClient, startProcess, waitFor, type ManagedProcess } from '@hwopt/local-fleet';
+import { bundledTwinPath } from '@hwopt/twin';
 import { Coordinator } from '../src/coordinator.ts';
 import { makeCerts, RawSession, t4Hello, tlsCredentials } from './security-helpers.ts';
 
@@ -22,6 +24,7 @@ describe('coordinator with mutual TLS', () => {
   let readToken: string;
   let adminToken: string;
   const sessions: RawSession[] = [];
+  let agentProcess: ManagedProcess | undefined;
 
   const session = (...args: ConstructorParameters<typeof RawSession>) => {
     const opened = new RawSession(...args);
@@ -51,6 +54,7 @@ describe('coordinator with mutual TLS', () => {
 
   afterAll(async () => {
     for (const opened of sessions) opened.close();
+    await agentProcess?.stop();
     await coordinator?.stop();
     await db?.drop();
     await stopTestServer();
@@ -134,6 +138,32 @@ describe('coordinator with mutual TLS', () => {
     const error = await ops.configs().catch((e: { code: number }) => e);
     ops.close();
     expect(error).toMatchObject({ code: status.UNAVAILABLE });
+  });
+
+  it('registers an agent process started with its certificate', async () => {
+    agentProcess = startProcess('agent-node-b', AGENT_BIN, ['run', '--coordinator', address, '--node-name', 'node-b', '--twin', bundledTwinPath('t4'), '--state-dir', join(workDir, 'agent-node-b'), '--tls-ca', join(certs, 'ca.pem'), '--tls-cert', join(certs, 'node-node-b.pem'), '--tls-key', join(certs, 'node-node-b-key.pem')], {
+      logDir: join(workDir, 'logs'),
+      env: { HWOPT_LOG_LEVEL: 'info' },
+    });
+    const ops = opsClient(readToken);
+    const node = await waitFor('node-b online', 60_000, async () => (await ops.fleet()).find((n) => n.nodeName === 'node-b' && n.state !== 'offline'));
+    expect(node.nodeName).toBe('node-b');
+  });
+
+  it('serves the CLI with an ops certificate and token', async () => {
+    const tlsFlags = ['--coordinator', address, '--tls-ca', join(certs, 'ca.pem'), '--tls-cert', join(certs, 'ops-hwopt-ops.pem'), '--tls-key', join(certs, 'ops-hwopt-ops-key.pem')];
+    const fleet = await execa(process.execPath, [CLI_BIN, 'fleet', ...tlsFlags, '--json'], { env: { HWOPT_TOKEN: readToken }, reject: false });
+    expect(fleet.exitCode, fleet.stderr).toBe(0);
+    expect(JSON.parse(fleet.stdout).map((n: { nodeName: string }) => n.nodeName)).toContain('node-a');
+
+    const denied = await execa(process.execPath, [CLI_BIN, 'benchmark', ...tlsFlags, '--node', 'node-a'], { env: { HWOPT_TOKEN: readToken }, reject: false });
+    expect(denied.exitCode).not.toBe(0);
+    expect(denied.stderr).toContain('PERMISSION_DENIED');
+    expect(denied.stderr).not.toContain(readToken);
+
+    const queued = await execa(process.execPath, [CLI_BIN, 'benchmark', ...tlsFlags, '--node', 'node-a', '--json'], { env: { HWOPT_TOKEN: adminToken }, reject: false });
+    expect(queued.exitCode, queued.stderr).toBe(0);
+    expect(JSON.parse(queued.stdout).nodeNames).toEqual(['node-a']);
   });
 
   it('still reports SERVING after the rejections', async () => {
