@@ -31,9 +31,14 @@ describe('coordinator and agent end to end', () => {
   });
 
   it('stores the same four configs the optimizer finds in process', async () => {
-    const configs = await waitFor('four configs', 180_000, async () => {
+    // Generous: the whole suite shares two cores, and a failure names the run's state.
+    const configs = await waitFor('four configs', 480_000, async () => {
       const current = await fleet.ops!.configs({ nodeName: 't4-e2e' });
-      return current.length === 4 ? current : undefined;
+      if (current.length === 4) return current;
+      const runs = await fleet.ops!.history('t4-e2e').catch(() => []);
+      const failed = runs.find((run) => run.status === 'failed');
+      if (failed) throw Object.assign(new Error(`run ${failed.id} failed: ${failed.error}`), { fatal: true });
+      return undefined;
     });
     const twin = loadTwin(bundledTwinPath('t4'));
     const expected = await optimize(new TwinTrialExecutor(twin), { workload: VISNET_PDB, memoryTotalMiB: twin.gpu.memoryTotalMiB, datasetSize: 19_500, gpuModel: twin.gpu.name });

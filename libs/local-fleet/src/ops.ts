@@ -56,7 +56,10 @@ export async function waitForServing(address: string, timeoutMs: number, channel
   }
 }
 
-/** Polls `probe` until it returns a value, or rejects after `timeoutMs`. */
+/**
+ * Polls `probe` until it returns a value, or rejects after `timeoutMs`. An
+ * error with `fatal: true` ends the wait at once; others are retried.
+ */
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | null | false>, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -65,6 +68,7 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
       const value = await probe();
       if (value) return value;
     } catch (error) {
+      if ((error as { fatal?: boolean }).fatal) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
