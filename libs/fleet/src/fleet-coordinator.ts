@@ -16,9 +16,9 @@ export interface JobQueue {
 }
 
 export interface FleetCoordinatorOptions {
-  /** Delay before a job whose node is connected to another coordinator is offered again, in s. Default 3. */
+  /** Delay before a job whose node is connected to another coordinator is offered again, in s. Default 2. */
   deferDelaySeconds?: number;
-  /** Delay before a job whose node is connected nowhere is offered again, in s. Default 30. */
+  /** Delay before a job whose node is connected nowhere is offered again, in s. Default 10. */
   offlineDeferDelaySeconds?: number;
   /** A job deferred for longer than this is dropped, in ms (the node's next hello queues what it still needs). Default 7 days. */
   maxDeferralMs?: number;
@@ -146,7 +146,7 @@ export class FleetCoordinator {
       logger.warn({ node: job.nodeName, reason: job.reason, deferredSince: job.deferredSince }, 'node has not been connected here for too long; dropping the benchmark job');
       return;
     }
-    const delay = connectedElsewhere ? (options?.deferDelaySeconds ?? 3) : (options?.offlineDeferDelaySeconds ?? 30);
+    const delay = connectedElsewhere ? (options?.deferDelaySeconds ?? 2) : (options?.offlineDeferDelaySeconds ?? 10);
     const id = await this.queue?.defer({ ...job, deferredSince: new Date(Number.isFinite(since) ? since : Date.now()).toISOString() }, delay);
     logger.debug({ node: job.nodeName, reason: job.reason, connectedElsewhere, delaySeconds: delay, jobId: id }, 'node is not connected here; benchmark job deferred');
   }
