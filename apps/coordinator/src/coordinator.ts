@@ -172,10 +172,10 @@ export class Coordinator {
   }
 
   /**
-   * Stops serving: running benchmarks are aborted (their jobs go back to
-   * the queue for this or another coordinator), agents are told to
-   * reconnect later, then the queue, the database and the embedded server
-   * are closed.
+   * Stops serving. Running benchmarks are aborted, so their jobs go back to
+   * the queue for this or another coordinator. Agent sessions are closed
+   * (agents reconnect later), then the queue, the database and the
+   * embedded server are closed.
    */
   stop(reason = 'stop requested'): Promise<void> {
     this.#stopping ??= this.#stop(reason);

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { HwoptError, type Logger } from '@hwopt/common';
 
 export interface EmbeddedPostgresOptions {
-  /** Folder that holds the cluster (`<dataDir>/pgdata`) and its password file. */
+  /** Folder of the cluster (`<dataDir>/pgdata`) and its password file. */
   dataDir: string;
   /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
@@ -66,7 +66,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** The cluster's password, made once and kept in a 0600 file beside the data. */
+/** Reads the cluster's password, or makes one and keeps it in a 0600 file beside the data. */
 function clusterPassword(dataDir: string): string {
   const file = join(dataDir, 'password');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();

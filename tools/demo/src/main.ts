@@ -1,9 +1,9 @@
 /**
- * `npm run demo`: the main job end to end on one machine. Starts a
+ * `npm run demo`: the main job end to end on one machine. It starts a
  * coordinator with an embedded PostgreSQL and three agents on the twins of
- * an A100 40GB, an RTX 4090 and a T4, shows live progress, prints the
- * per-node, per-stage configs and how to query them, then stops what it
- * started (the coordinator stays with --keep-running).
+ * an A100 40GB, an RTX 4090 and a T4, and shows live progress. Then it
+ * prints the per-node, per-stage configs and how to query them, and stops
+ * what it started; with --keep-running the coordinator stays up.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
