@@ -49,11 +49,19 @@ function fitLog(samples: EfficiencySample[], value: (s: EfficiencySample) => num
 export class EfficiencyModel {
   private readonly cycle: LogFit | null;
   private readonly throughput: LogFit | null;
+  /** Smallest and largest sampled [layers, hidden channels]. */
+  private readonly range: [[number, number], [number, number]];
 
   constructor(samples: EfficiencySample[]) {
     const usable = samples.filter((s) => s.cycleMinutes > 0 && s.throughput > 0);
     const distinct = new Set(usable.map((s) => `${s.architecture.layers}x${s.architecture.hiddenChannels}`)).size;
     const enough = distinct >= MIN_EFFICIENCY_SAMPLES;
+    const layers = usable.map((s) => s.architecture.layers);
+    const channels = usable.map((s) => s.architecture.hiddenChannels);
+    this.range = [
+      [Math.min(...layers), Math.max(...layers)],
+      [Math.min(...channels), Math.max(...channels)],
+    ];
     this.cycle = enough ? fitLog(usable, (s) => s.cycleMinutes) : null;
     this.throughput = enough ? fitLog(usable, (s) => s.throughput) : null;
   }
@@ -61,6 +69,9 @@ export class EfficiencyModel {
   /** Predicts the interval for `a`; undefined before enough candidates were measured. */
   predict(a: Architecture): EfficiencyInterval | undefined {
     if (this.cycle === null || this.throughput === null) return undefined;
+    // Held-out errors measure interpolation only, so nothing outside the sampled layers and channels is predicted.
+    const [layers, channels] = this.range;
+    if (a.layers < layers[0] || a.layers > layers[1] || a.hiddenChannels < channels[0] || a.hiddenChannels > channels[1]) return undefined;
     const x = features(a);
     const cycle = dot(x, this.cycle.coefficients);
     const throughput = dot(x, this.throughput.coefficients);
