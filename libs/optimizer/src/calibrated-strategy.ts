@@ -17,6 +17,7 @@
  *   the measured ones with a margin (efficiency-model.ts).
  * - The winner is always resolved exactly and verified by a stress trial.
  */
+import { chooseBoundaryProbe, outcomeProbability, type BoundaryBelief } from './boundary-search.ts';
 import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
 import { CostModel } from './cost-model.ts';
 import type { CostModelSnapshot } from './cost-model-snapshot.ts';
@@ -33,6 +34,10 @@ import { scaledStartBatchSize } from './workload.ts';
 const PROBE_ITERATIONS = 3;
 /** Largest fraction below a regressed prediction that a first probe aims, so that it likely fits. */
 const REGRESSED_UNDERSHOOT = 0.15;
+/** Probability that a fitting probe ends the search above which it runs the stage's stress iterations. */
+const FINAL_PROBE_PROBABILITY = 0.5;
+/** Probability of an outcome under the belief below which the outcome counts as contradicting it. */
+const CONTRADICTION_PROBABILITY = 0.2;
 /** Guard against a search that stops making progress on contradictory measurements. */
 const MAX_STEPS_PER_STAGE = 2_000;
 /** Relative step-time difference between a prior of the same GPU model and this GPU above which the prior is dropped. */
@@ -61,8 +66,8 @@ class PriorContradictedError extends Error {}
 
 class CalibratedSearch {
   private cachedModel: { observations: number; model: CostModel } | null = null;
-  /** Architectures whose next probe bisects the proven bracket instead of following the model. */
-  private readonly bisectNext = new Set<string>();
+  /** Per architecture, how many recent predictions a measurement contradicted. */
+  private readonly misses = new Map<string, number>();
 
   constructor(private readonly context: CalibratedContext) {}
 
@@ -114,50 +119,53 @@ class CalibratedSearch {
 
   /**
    * Chooses the next batch size to probe for `a`, or null when maxBatch is
-   * proven. The model's predicted maximum is probed (expected feasible),
-   * or the size just above a proven feasible one (expected infeasible);
-   * after a contradiction it bisects the proven bracket once.
+   * proven. With a prediction, the probe minimises the expected trials to
+   * prove maxBatch (boundary-search.ts); without one, the proven bracket is
+   * bisected, or the search doubles from the stage's start size.
    */
-  private nextProbe(stage: StageName, a: Architecture): { batchSize: number; expectFeasible: boolean; guided: boolean } | null {
+  private nextProbe(stage: StageName, a: Architecture, feasibleIterations: number): { batchSize: number; finalIfFeasible: number; belief: BoundaryBelief | null } | null {
     const { lower, upper } = this.ledger.bounds(a);
     if (upper < 1 || lower === upper) return null;
-    const bisectNext = this.bisectNext.has(architectureKey(a));
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
-    const bracketKnown = upper < this.ledger.maxBatchSize;
-    // A wide bracket above a feasible size is split geometrically, so a far-off upper bound costs few probes.
-    // Without a feasible size yet, halve: the failure was usually a prediction that was too high, not a far-off one.
-    const split = lower >= 1 && upper + 1 > 4 * lower ? Math.floor(Math.sqrt(lower * (upper + 1))) : lower + Math.ceil((upper - lower) / 2);
-    const bisect = { batchSize: Math.min(upper, Math.max(lower + 1, split)), expectFeasible: false, guided: false };
-
-    if (prediction === undefined || (bisectNext && bracketKnown)) {
-      if (bracketKnown) return bisect;
-      if (lower >= 1) return { batchSize: Math.min(upper, lower * 2), expectFeasible: false, guided: false };
-      return { batchSize: Math.min(upper, scaledStartBatchSize(this.options.workload, stage, this.options.memoryTotalMiB)), expectFeasible: false, guided: false };
+    if (prediction === undefined) {
+      if (upper < this.ledger.maxBatchSize) {
+        // A wide bracket above a feasible size is split geometrically, so a far-off upper bound costs few probes.
+        const split = lower >= 1 && upper + 1 > 4 * lower ? Math.floor(Math.sqrt(lower * (upper + 1))) : lower + Math.ceil((upper - lower) / 2);
+        return { batchSize: Math.min(upper, Math.max(lower + 1, split)), finalIfFeasible: 0, belief: null };
+      }
+      if (lower >= 1) return { batchSize: Math.min(upper, lower * 2), finalIfFeasible: 0, belief: null };
+      return { batchSize: Math.min(upper, scaledStartBatchSize(this.options.workload, stage, this.options.memoryTotalMiB)), finalIfFeasible: 0, belief: null };
     }
-    const estimate = prediction.estimate;
-    // The model already contradicts a measured failure: bisect rather than trust it again.
-    if (estimate > upper) return bisect;
-    if (estimate <= lower) return { batchSize: lower + 1, expectFeasible: false, guided: true };
+    let spread = prediction.spread;
     if (prediction.source === 'regressed') {
       // A law not yet measured on this architecture: aim a little low, so that the probe most
       // likely fits and pins the law close to its limit.
-      const undershoot = Math.min(Math.floor(prediction.margin / 2), Math.floor(REGRESSED_UNDERSHOOT * estimate));
-      return { batchSize: Math.max(lower + 1, estimate - undershoot), expectFeasible: true, guided: true };
+      spread = Math.min(prediction.margin / 2, REGRESSED_UNDERSHOOT * prediction.estimate) / 0.85;
     }
-    return { batchSize: estimate, expectFeasible: true, guided: true };
+    // Each prediction a measurement contradicted doubles the spread, so a biased model cannot
+    // walk the bracket one batch size at a time.
+    spread *= 2 ** (this.misses.get(architectureKey(a)) ?? 0);
+    const belief = { estimate: prediction.estimate, spread: Math.max(spread, 0.25) };
+    const lowerObservation = lower >= 1 ? this.ledger.feasibleAt(a, lower) : undefined;
+    const lowerNeedsVerify = feasibleIterations > PROBE_ITERATIONS && lowerObservation !== undefined && (lowerObservation.source !== 'run' || lowerObservation.iterations < feasibleIterations);
+    const probe = chooseBoundaryProbe(lower, upper, belief, { lowerNeedsVerify, upperProven: upper < this.ledger.maxBatchSize });
+    return probe === null ? null : { ...probe, belief };
   }
 
   /** Takes one step towards proving maxBatch(a); returns false when it is already proven. */
   private async stepTowardsMaxBatch(stage: StageName, a: Architecture, feasibleIterations: number): Promise<boolean> {
-    const next = this.nextProbe(stage, a);
+    const next = this.nextProbe(stage, a, feasibleIterations);
     if (next === null) return false;
-    const iterations = next.expectFeasible ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
+    // A probe that likely ends the search runs the stress iterations, so that it can verify the pick as well.
+    const likelyFeasible = next.belief !== null && outcomeProbability(next.belief, next.batchSize, true) >= 0.5;
+    const iterations = next.finalIfFeasible >= FINAL_PROBE_PROBABILITY || likelyFeasible ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
     const { feasible } = await this.probe(stage, a, next.batchSize, iterations, 'probe');
-    // A model-guided probe that the measurement contradicts is followed by one bisection step, so
-    // a biased model cannot walk the bracket one batch size at a time.
-    const key = architectureKey(a);
-    if (next.guided && feasible !== next.expectFeasible) this.bisectNext.add(key);
-    else this.bisectNext.delete(key);
+    if (next.belief !== null) {
+      const key = architectureKey(a);
+      const likelihood = outcomeProbability(next.belief, next.batchSize, feasible);
+      const misses = this.misses.get(key) ?? 0;
+      this.misses.set(key, likelihood < CONTRADICTION_PROBABILITY ? misses + 1 : Math.max(0, misses - 1));
+    }
     return true;
   }
 
@@ -293,7 +301,7 @@ class CalibratedSearch {
         return await this.runStages();
       } catch (error) {
         if (!(error instanceof PriorContradictedError)) throw error;
-        this.bisectNext.clear();
+        this.misses.clear();
       }
     }
   }

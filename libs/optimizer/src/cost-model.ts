@@ -42,6 +42,11 @@ export interface MaxBatchPrediction {
   estimate: number;
   /** Half-width of the interval the true maximum is expected in, in samples. */
   margin: number;
+  /**
+   * Estimated standard deviation of the maximum, in samples: the typical
+   * error, where `margin` is a bound for ruling candidates out.
+   */
+  spread: number;
   source: LawSource;
 }
 
@@ -54,7 +59,7 @@ const FEATURE_LADDER: { features: FeatureName[]; minArchitectures: number }[] = 
   { features: ['P', 'LC', 'b', 'b*LC', 'b*P'], minArchitectures: 3 },
   { features: ['P', 'b', 'b*LC', 'b^2*LC'], minArchitectures: 2 },
   { features: ['P', 'b', 'b*LC'], minArchitectures: 2 },
-  { features: ['b*LC'], minArchitectures: 1 },
+  { features: ['b'], minArchitectures: 1 },
 ];
 
 /** Batch sizes enter the regression in hundreds so that the normal equations stay well conditioned. */
@@ -308,20 +313,36 @@ export class CostModel {
     const slope = Math.max(law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1), 1e-9);
     const fit = this.global ?? { heldOutSlopeError: Number.POSITIVE_INFINITY, heldOutRmsMiB: Number.POSITIVE_INFINITY };
     let margin: number;
+    let spread: number;
     const rounding = this.granularityEstimateMiB() / slope;
+    const likelyRounding = this.likelyGranularityMiB() / slope;
+    const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a));
+    // Distance from the estimate to the nearest measured size of `a`: extrapolation error grows with it.
+    const distance = own.length === 0 ? estimate : Math.min(...own.map((p) => Math.abs(p.batchSize - estimate)));
     if (prediction.source === 'measured') {
-      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + this.ownResidualMiB(a) / slope);
+      const residual = this.ownResidualMiB(a) / slope;
+      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + residual);
+      // Rounding of g MiB at points `span` samples apart leaves the slope uncertain by about g / span.
+      const batchSizes = own.map((p) => p.batchSize);
+      const span = Math.max(1, Math.max(...batchSizes) - Math.min(...batchSizes));
+      spread = 0.3 + likelyRounding / 2 + residual / 2 + (likelyRounding / span + 0.02) * distance;
     } else if (prediction.source === 'pinned') {
-      const point = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a)).reduce((x, y) => (Math.abs(y.batchSize - estimate) < Math.abs(x.batchSize - estimate) ? y : x));
       // Until held-out architectures show the slope error, allow the slope to be off by a factor of 3.
       const slopeError = Math.min(3 * fit.heldOutSlopeError, 2);
-      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + slopeError * Math.abs(estimate - point.batchSize));
+      margin = 2 + Math.ceil(0.02 * estimate + 3 * rounding + slopeError * distance);
+      spread = 0.3 + likelyRounding / 2 + (Math.min(fit.heldOutSlopeError, 0.5) + 0.02) * distance;
+    } else if (prediction.source === 'assumed') {
+      margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope + 0.1 * Math.max(0, estimate - this.largestMeasuredBatch()));
+      spread = 0.3 * distance + 1;
     } else {
       // Held-out error covers only the measured batch sizes, so beyond them widen by a tenth of the extrapolation.
       const extrapolation = Math.max(0, estimate - this.largestMeasuredBatch());
       margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope + 0.1 * extrapolation);
+      spread = Math.max(1, margin / 3);
     }
-    return { estimate, margin: Number.isFinite(margin) ? margin : maxBatchSize, source: prediction.source };
+    if (!Number.isFinite(margin)) margin = maxBatchSize;
+    if (!Number.isFinite(spread)) spread = Math.max(1, 0.3 * estimate);
+    return { estimate, margin, spread: Math.min(spread, margin), source: prediction.source };
   }
 
   /**
@@ -337,6 +358,16 @@ export class CostModel {
     for (const peak of peaks) divisor = greatestCommonDivisor(divisor, Math.abs(peak - peaks[0]!));
     this.granularity = divisor === 0 ? MAX_GRANULARITY_MIB : Math.min(divisor, MAX_GRANULARITY_MIB);
     return this.granularity;
+  }
+
+  /**
+   * The rounding step a belief assumes: the estimate once three distinct
+   * peaks back it, else PyTorch's caching allocator's 2 MiB rounding of
+   * large blocks. Two peaks alone only bound the step by their difference.
+   */
+  private likelyGranularityMiB(): number {
+    const distinct = new Set(this.current.map((p) => Math.round(p.peakMiB))).size;
+    return distinct >= 3 ? this.granularityEstimateMiB() : Math.min(this.granularityEstimateMiB(), TYPICAL_GRANULARITY_MIB);
   }
 
   private largestMeasuredBatch(): number {
@@ -390,6 +421,8 @@ export class CostModel {
   }
 }
 
+/** PyTorch's CUDA caching allocator rounds allocations above 1 MiB up to multiples of 2 MiB (kRoundLarge). */
+const TYPICAL_GRANULARITY_MIB = 2;
 /** Largest allocator rounding step the margins allow for, in MiB. */
 const MAX_GRANULARITY_MIB = 1024;
 

@@ -1,0 +1,147 @@
+/**
+ * Chooses the batch size to probe next when proving an architecture's
+ * maximum feasible batch size, from the proven bracket and the cost
+ * model's belief about where the maximum lies.
+ *
+ * Proving maxBatch = m takes a feasible probe at m and an infeasible one
+ * at m + 1 (or m = maxBatchSize), so even a perfect prediction costs two
+ * trials. Within a narrow bracket the probe that minimises the expected
+ * number of further trials is found by dynamic programming over the
+ * bracket; a wide bracket is first narrowed by probing just below the
+ * predicted maximum, so that the probe most likely fits and adds a
+ * measured point close to the boundary.
+ */
+
+/** Belief about maxBatch: a normal distribution over batch sizes. */
+export interface BoundaryBelief {
+  /** Most likely maximum, in samples. */
+  estimate: number;
+  /** Standard deviation of the estimate, in samples (> 0). */
+  spread: number;
+}
+
+/** Widest bracket (in batch sizes) that the dynamic program searches; its cost grows with the cube of the width. */
+const MAX_PROGRAM_WIDTH = 48;
+/** Probability floor per batch size, so that sizes the belief rules out still cost something to miss. */
+const PROBABILITY_FLOOR = 1e-6;
+/** How far below the estimate, in spreads, a probe into a wide bracket aims; about 4 in 5 such probes fit. */
+const WIDE_BRACKET_UNDERSHOOT_SPREADS = 0.85;
+
+/** Probabilities of maxBatch = lower .. upper under the belief, normalised. */
+function bracketProbabilities(lower: number, upper: number, belief: BoundaryBelief): number[] {
+  const weights: number[] = [];
+  let sum = 0;
+  for (let k = lower; k <= upper; k++) {
+    const z = (k - belief.estimate) / belief.spread;
+    const w = Math.exp(-0.5 * z * z) + PROBABILITY_FLOOR;
+    weights.push(w);
+    sum += w;
+  }
+  return weights.map((w) => w / sum);
+}
+
+export interface BoundarySearchOptions {
+  /** Whether ending the search at `lower` needs another trial there, because its probe ran fewer than the stress iterations. */
+  lowerNeedsVerify: boolean;
+  /** Whether `upper` comes from an infeasible measurement rather than the batch size cap. */
+  upperProven: boolean;
+}
+
+export interface BoundaryProbe {
+  batchSize: number;
+  /** Probability that maxBatch equals batchSize once the probe fits: such a probe likely ends the search. */
+  finalIfFeasible: number;
+}
+
+/**
+ * Returns the probe in (lower, upper] that resolves maxBatch in the fewest
+ * expected trials, or null when lower === upper. `lower` is the largest
+ * size proven feasible (0 for none) and `upper` one less than the
+ * smallest proven infeasible (or maxBatchSize).
+ */
+export function chooseBoundaryProbe(lower: number, upper: number, belief: BoundaryBelief, options: BoundarySearchOptions): BoundaryProbe | null {
+  if (lower >= upper) return null;
+  let spread = Math.max(belief.spread, 0.25);
+  let estimate = belief.estimate;
+  // A prediction outside the proven bracket missed by at least that distance: centre the belief
+  // as far inside the bracket and widen it to match.
+  if (estimate > upper) {
+    spread = Math.max(spread, estimate - upper);
+    estimate = Math.max(lower, upper - (estimate - upper));
+  } else if (estimate < lower) {
+    spread = Math.max(spread, lower - estimate);
+    estimate = Math.min(upper, lower + (lower - estimate));
+  }
+  // The belief's mass beyond four spreads is negligible, so the program only needs that part of the bracket.
+  const top = Math.min(upper, Math.ceil(estimate + 4 * spread) + 1);
+  const bottom = lower;
+  if (top - bottom > MAX_PROGRAM_WIDTH) {
+    const aim = Math.floor(estimate - WIDE_BRACKET_UNDERSHOOT_SPREADS * spread);
+    // Never below the bracket's geometric middle (its middle without a feasible size), so that a
+    // poor belief still halves the bracket.
+    const middle = lower >= 1 ? Math.floor(Math.sqrt(lower * (upper + 1))) : Math.ceil(upper / 2);
+    const floor = options.upperProven ? Math.min(middle, Math.floor(estimate)) : 0;
+    const batchSize = Math.min(upper, Math.max(lower + 1, aim, floor));
+    return { batchSize, finalIfFeasible: 0 };
+  }
+  const probabilities = bracketProbabilities(bottom, top, { estimate, spread });
+  const plan = planBracket(probabilities, options.lowerNeedsVerify ? 1 : 0);
+  const offset = plan.firstProbe;
+  // Past `top` the bracket still continues up to `upper`; a feasible probe at top resolves nothing then.
+  const batchSize = bottom + offset;
+  let massAtOrAbove = 0;
+  for (let i = offset; i < probabilities.length; i++) massAtOrAbove += probabilities[i]!;
+  const finalIfFeasible = batchSize === upper ? 1 : probabilities[offset]! / Math.max(massAtOrAbove, 1e-12);
+  return { batchSize, finalIfFeasible };
+}
+
+/**
+ * Dynamic program over sub-brackets [l, u] of indices into `probabilities`
+ * (index 0 proven feasible): cost(l, u) = 0 when l = u, otherwise the
+ * minimum over probes x in (l, u] of 1 + P(m >= x) cost(x, u) + P(m < x) cost(l, x - 1),
+ * except that ending at index 0 may cost a verify trial.
+ */
+function planBracket(probabilities: number[], lowerVerifyTrials: number): { firstProbe: number; expectedTrials: number } {
+  const n = probabilities.length;
+  const prefix = [0];
+  for (const p of probabilities) prefix.push(prefix[prefix.length - 1]! + p);
+  const mass = (l: number, u: number) => prefix[u + 1]! - prefix[l]!;
+  const cost: Float64Array[] = Array.from({ length: n }, () => new Float64Array(n));
+  // Ending on the proven lower size costs a verify trial when its probe ran too few iterations.
+  cost[0]![0] = lowerVerifyTrials;
+  const choice: Int32Array[] = Array.from({ length: n }, () => new Int32Array(n));
+  for (let width = 1; width < n; width++) {
+    for (let l = 0; l + width < n; l++) {
+      const u = l + width;
+      const total = mass(l, u);
+      let best = Number.POSITIVE_INFINITY;
+      let bestX = u;
+      for (let x = l + 1; x <= u; x++) {
+        const above = mass(x, u) / total;
+        const value = 1 + above * cost[x]![u]! + (1 - above) * cost[l]![x - 1]!;
+        // Ties go to the larger probe: it lands nearer the boundary and measures a useful peak.
+        if (value <= best + 1e-12) {
+          best = value;
+          bestX = x;
+        }
+      }
+      cost[l]![u] = best;
+      choice[l]![u] = bestX;
+    }
+  }
+  return { firstProbe: choice[0]![n - 1]!, expectedTrials: cost[0]![n - 1]! };
+}
+
+/** Standard normal cumulative distribution (Abramowitz and Stegun 7.1.26, error below 1.5e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
+}
+
+/** Probability under the belief that a probe at `batchSize` comes out as observed (maxBatch >= batchSize when feasible). */
+export function outcomeProbability(belief: BoundaryBelief, batchSize: number, feasible: boolean): number {
+  const below = normalCdf((batchSize - 0.5 - belief.estimate) / Math.max(belief.spread, 1e-9));
+  return feasible ? 1 - below : below;
+}
