@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../generated/prisma/client.ts';
+import { isUniqueViolation } from '../client.ts';
 import type { StageConfigInput, TrialResultInput } from './types.ts';
 
 export interface CreateRunInput {
@@ -32,12 +33,18 @@ export class BenchmarkRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
   async ensureWorkload(name: string, version: string): Promise<string> {
-    const row = await this.prisma.workload.upsert({
-      where: { name_version: { name, version } },
-      create: { name, version },
-      update: {},
-    });
-    return row.id;
+    try {
+      const row = await this.prisma.workload.upsert({
+        where: { name_version: { name, version } },
+        create: { name, version },
+        update: {},
+      });
+      return row.id;
+    } catch (error) {
+      // Two runs starting at once both found no row and both inserted; the other insert won.
+      if (!isUniqueViolation(error)) throw error;
+      return (await this.prisma.workload.findUniqueOrThrow({ where: { name_version: { name, version } }, select: { id: true } })).id;
+    }
   }
 
   async createRun(input: CreateRunInput): Promise<string> {
