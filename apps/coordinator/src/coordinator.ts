@@ -211,18 +211,19 @@ export class Coordinator {
 }
 
 /**
- * buf's descriptor set as the reflection service's package definition,
- * one entry per file with the file's bytes unchanged. proto-loader's
- * loaders merge the files of one package into one file and drop its
- * imports (here google/protobuf/timestamp.proto), which strict clients such
- * as Python's protobuf reject; the original files keep their imports.
+ * Reads buf's descriptor set into the reflection service's package
+ * definition, one entry per file with the file's bytes unchanged.
+ * proto-loader (0.8) merges the files of one package into one file and
+ * drops its imports, such as google/protobuf/timestamp.proto. Strict
+ * clients like Python's protobuf reject such a file, so the original files
+ * are served.
  */
 function readDescriptorSet(): PackageDefinition {
   const files = splitFileDescriptorSet(readFileSync(DESCRIPTOR_SET_PATH));
   return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: [bytes] }])) as PackageDefinition;
 }
 
-/** The encoded FileDescriptorProto of each `file` (field 1, length-delimited) of a FileDescriptorSet. */
+/** Splits a FileDescriptorSet into the encoded FileDescriptorProto of each `file` (field 1, length-delimited). */
 function splitFileDescriptorSet(set: Buffer): Buffer[] {
   const files: Buffer[] = [];
   let offset = 0;
