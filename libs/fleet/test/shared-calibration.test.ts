@@ -118,7 +118,7 @@ describe('calibration shared across the fleet', () => {
     await stopTestServer();
   });
 
-  it('two nodes of one key started together split the work: one measures, the other verifies', async () => {
+  it('same-key nodes split the work', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     const [gpuA, gpuB] = [await connect('t4-a', t4), await connect('t4-b', t4)];
     const [a, b] = await Promise.all([service.run({ nodeName: 't4-a', gpuUuid: gpuA, reason: 'initial' }), service.run({ nodeName: 't4-b', gpuUuid: gpuB, reason: 'initial' })]);
@@ -129,20 +129,20 @@ describe('calibration shared across the fleet', () => {
     expect(second!.changes.every((line) => line.includes('new'))).toBe(true);
   });
 
-  it('a node whose key was measured earlier only verifies', async () => {
+  it('later node of a key verifies', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     const outcome = await service.run({ nodeName: 't4-c', gpuUuid: await connect('t4-c', t4), reason: 'initial' });
     expect(outcome.status).toBe('succeeded');
     expect(outcome.trials).toBeLessThanOrEqual(4);
   });
 
-  it('a driver upgrade re-verifies from the model of the same GPU under the old driver', async () => {
+  it('driver upgrade verifies from old model', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     const outcome = await service.run({ nodeName: 't4-d', gpuUuid: await connect('t4-d', t4, '999.1'), reason: 'driver_change' });
     expect(outcome.trials).toBeLessThanOrEqual(4);
   });
 
-  it('an unseen GPU model starts from the other models and needs fewer trials than a cold start', async () => {
+  it('unseen GPU model beats cold start', async () => {
     const a100 = loadTwin(bundledTwinPath('a100-40gb'));
     const a100Run = await service.run({ nodeName: 'a100-a', gpuUuid: await connect('a100-a', a100), reason: 'initial' });
     const rtx = loadTwin(bundledTwinPath('rtx4090'));
@@ -153,7 +153,7 @@ describe('calibration shared across the fleet', () => {
     expect(figures.rtx4090.fromOthers).toBeLessThan(figures.rtx4090.cold);
   });
 
-  it('a job whose node is connected elsewhere or nowhere is deferred, and one waiting for a reboot is dropped', async () => {
+  it('jobs defer or drop by node state', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     await connect('t4-elsewhere', t4);
     registry.detach(registry.session('t4-elsewhere')!, 'the agent moved to another coordinator');
