@@ -158,6 +158,8 @@ export function createOpsService(deps: OpsServiceDeps): OpsServiceServer {
     }),
     scheduleBenchmark: unary(deps, 'admin', 'ScheduleBenchmark', async (request) => {
       const stage = optionalStage(request.stage) as StageName | undefined;
+      // NOTE: the workload is checked but not used yet: every benchmark runs the coordinator's configured workload.
+      if (request.workload) validate.workloadName(request.workload);
       let nodeNames: string[];
       if (request.nodeName) {
         const name = validate.nodeName(request.nodeName);
