@@ -325,7 +325,9 @@ export class CostModel {
       // Rounding of g MiB at points `span` samples apart leaves the slope uncertain by about g / span.
       const batchSizes = own.map((p) => p.batchSize);
       const span = Math.max(1, Math.max(...batchSizes) - Math.min(...batchSizes));
-      spread = 0.3 + likelyRounding / 2 + residual / 2 + (likelyRounding / span + 0.02) * distance;
+      // Two sizes fix a line but not the curvature that a quadratic term adds beyond them.
+      const curvature = new Set(batchSizes).size >= 3 ? 0.02 : EXTRAPOLATION_SPREAD;
+      spread = 0.3 + likelyRounding / 2 + residual / 2 + (likelyRounding / span + curvature) * distance;
     } else if (prediction.source === 'pinned') {
       // Until held-out architectures show the slope error, allow the slope to be off by a factor of 3.
       const slopeError = Math.min(3 * fit.heldOutSlopeError, 2);
@@ -421,6 +423,12 @@ export class CostModel {
   }
 }
 
+/**
+ * Spread of a two-size line's predicted maximum per sample of extrapolation:
+ * a quadratic term the line cannot see moves the boundary by up to about
+ * this fraction of the distance (tuned on the synthetic twins).
+ */
+const EXTRAPOLATION_SPREAD = 0.15;
 /** PyTorch's CUDA caching allocator rounds allocations above 1 MiB up to multiples of 2 MiB (kRoundLarge). */
 const TYPICAL_GRANULARITY_MIB = 2;
 /** Largest allocator rounding step the margins allow for, in MiB. */
