@@ -76,6 +76,23 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
         return;
       }
 
+      /**
+       * Runs a store call and reports whether it succeeded. A store failure
+       * (PostgreSQL away or overloaded) is logged and the session stays
+       * open: closing it would make every agent reconnect at once and add
+       * load where the store is already short of it.
+       */
+      const storeKeepingSession = async (what: string, store: () => Promise<unknown>): Promise<boolean> => {
+        try {
+          await store();
+          return true;
+        } catch (error) {
+          if (error instanceof ForeignTrialError) throw error;
+          logger.warn({ err: error, node: hello?.nodeName }, `could not store the ${what}; the session stays open`);
+          return false;
+        }
+      };
+
       const handle = async (message: AgentMessage) => {
         if (!hello) {
           if (!message.hello) throw new validate.RequestValidationError('the first message of a session must be a hello');
@@ -85,17 +102,25 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
             return;
           }
           hello = candidate;
-          session = await deps.fleet.handleHello(hello, link);
+          try {
+            session = await deps.fleet.handleHello(hello, link);
+          } catch (error) {
+            // The session may be attached already; leaving it would show a dead link as connected.
+            const attached = deps.registry.session(candidate.nodeName);
+            if (attached?.link === link) await deps.fleet.handleDisconnect(attached, 'hello failed').catch(() => {});
+            throw error;
+          }
           send({ welcome: { nodeId: session.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs } });
           return;
         }
         if (message.hello) throw new validate.RequestValidationError('a session sends hello only once');
         if (message.heartbeat) {
-          await deps.fleet.handleHeartbeat(session!, hello, validate.inventory(message.heartbeat.inventory, 'heartbeat.inventory'));
+          const inventory = validate.inventory(message.heartbeat.inventory, 'heartbeat.inventory');
+          await storeKeepingSession('heartbeat', () => deps.fleet.handleHeartbeat(session!, hello!, inventory));
         } else if (message.trialResult) {
           const result = validate.trialResult(message.trialResult);
-          await deps.fleet.handleTrialResult(session!, result);
-          link.acknowledgeResult(result.trialId);
+          // Acknowledged only once stored; unacknowledged, the agent keeps it and resends it later.
+          if (await storeKeepingSession(`trial result ${result.trialId}`, () => deps.fleet.handleTrialResult(session!, result))) link.acknowledgeResult(result.trialId);
         } else if (message.describeResult) {
           const d = validate.describeResult(message.describeResult);
           deps.registry.completeDescribe(session!.nodeName, d.requestId, d.parameterCounts, d.error);
