@@ -31,6 +31,12 @@ export interface AgentSessionOptions {
   /** First reconnect delay and its cap, in ms. Defaults 500 and 30,000. */
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /**
+   * Time after which a result sent on the open session and still not
+   * acknowledged is sent again, in ms (the coordinator leaves a result
+   * unacknowledged when it cannot store it). Default 30,000.
+   */
+  resendAfterMs?: number;
 }
 
 export class AgentSession {
@@ -39,6 +45,8 @@ export class AgentSession {
   readonly #stop = new AbortController();
   #done: Promise<void> | undefined;
   #client: InstanceType<typeof AgentServiceClient> | undefined;
+  /** When each unacknowledged result was last sent, in ms since the epoch. */
+  readonly #sentAt = new Map<string, number>();
 
   constructor(private readonly options: AgentSessionOptions) {}
 
@@ -67,6 +75,7 @@ export class AgentSession {
   sendResult(result: OutboxResult, resend = false): void {
     if (this.#state !== 'connected') return;
     if (this.#write({ trialResult: resultMessage(result) })) {
+      this.#sentAt.set(result.trialId, Date.now());
       // One line per send and per acknowledgement, so a fault run can count both.
       this.options.logger.info({ trialId: result.trialId, outcome: result.outcome, resend }, 'trial result sent');
     }
@@ -109,6 +118,7 @@ export class AgentSession {
     const stream = this.#client!.session(metadata);
     this.#stream = stream;
     let heartbeat: NodeJS.Timeout | undefined;
+    let resend: NodeJS.Timeout | undefined;
 
     const ended = new Promise<string>((resolve) => {
       stream.on('data', (message: CoordinatorMessage) => {
@@ -117,6 +127,10 @@ export class AgentSession {
             clearInterval(heartbeat);
             heartbeat = setInterval(() => void this.#sendHeartbeat(), Math.max(1000, intervalMs));
             heartbeat.unref();
+            clearInterval(resend);
+            const resendAfterMs = options.resendAfterMs ?? 30_000;
+            resend = setInterval(() => this.#resendOverdue(resendAfterMs), resendAfterMs);
+            resend.unref();
           });
         } catch (error) {
           options.logger.warn({ err: error }, 'could not handle a coordinator message');
@@ -146,6 +160,7 @@ export class AgentSession {
 
     const reason = await ended;
     clearInterval(heartbeat);
+    clearInterval(resend);
     this.#stream = null;
     return reason;
   }
@@ -173,6 +188,7 @@ export class AgentSession {
       });
     } else if (message.resultAck) {
       options.outbox.acknowledge(message.resultAck.trialId);
+      this.#sentAt.delete(message.resultAck.trialId);
       options.logger.info({ trialId: message.resultAck.trialId }, 'trial result acknowledged');
     } else if (message.cancelTrial) {
       options.worker.cancel(message.cancelTrial.trialId, message.cancelTrial.reason || 'cancelled by the coordinator');
@@ -184,6 +200,22 @@ export class AgentSession {
       );
     } else if (message.reject) {
       options.logger.warn({ reason: message.reject.reason }, 'the coordinator rejected this session');
+    }
+  }
+
+  /** Sends again the results that waited `resendAfterMs` for an acknowledgement. */
+  #resendOverdue(resendAfterMs: number): void {
+    const now = Date.now();
+    let pending: OutboxResult[];
+    try {
+      pending = this.options.outbox.pending();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'could not read the result outbox');
+      return;
+    }
+    for (const result of pending) {
+      const sentAt = this.#sentAt.get(result.trialId);
+      if (sentAt === undefined || now - sentAt >= resendAfterMs) this.sendResult(result, true);
     }
   }
 
