@@ -78,6 +78,8 @@ export class BenchmarkScheduler {
     if (options.rebenchmarkCron) {
       await this.#boss.schedule(SCHEDULED_REBENCHMARK_QUEUE, options.rebenchmarkCron, {});
     } else {
+      // NOTE: the schedule lives in the shared database, so a coordinator started without
+      // --rebenchmark-cron removes the one another coordinator set; start all with the same flag.
       await this.#boss.unschedule(SCHEDULED_REBENCHMARK_QUEUE);
     }
     options.logger.info({ concurrency, cron: options.rebenchmarkCron ?? null }, 'benchmark scheduler started');

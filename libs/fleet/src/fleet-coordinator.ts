@@ -18,7 +18,7 @@ export interface JobQueue {
 export interface FleetCoordinatorOptions {
   /** Delay before a job whose node is connected to another coordinator is offered again, in s. Default 2. */
   deferDelaySeconds?: number;
-  /** Delay before a job whose node is connected nowhere is offered again, in s. Default 10. */
+  /** Delay before a job whose node is connected nowhere, or busy with another benchmark here, is offered again, in s. Default 10. */
   offlineDeferDelaySeconds?: number;
   /** A job deferred for longer than this is dropped, in ms (the node's next hello queues what it still needs). Default 7 days. */
   maxDeferralMs?: number;
@@ -105,9 +105,10 @@ export class FleetCoordinator {
 
   /**
    * Runs one queued benchmark job: every GPU of the node (or the one named)
-   * in parallel. Only the coordinator holding the node's session runs it;
-   * another defers it. A node waiting for a reboot drops it, since the
-   * node's first report with a usable driver queues the re-benchmark.
+   * in parallel. Only the coordinator holding the node's session runs it,
+   * and only when no other job of the node runs; otherwise it is deferred.
+   * A node waiting for a reboot drops it, since the node's first report
+   * with a usable driver queues the re-benchmark.
    */
   async runJob(job: BenchmarkJob): Promise<void> {
     const { logger } = this.deps;
@@ -122,7 +123,13 @@ export class FleetCoordinator {
       return;
     }
     if (!this.deps.registry.isConnected(node.name)) {
-      await this.#deferJob(job, node.state !== 'offline' && Date.now() - node.lastContactAt.getTime() < (this.deps.options?.contactTimeoutMs ?? 60_000));
+      const connectedElsewhere = node.state !== 'offline' && Date.now() - node.lastContactAt.getTime() < (this.deps.options?.contactTimeoutMs ?? 60_000);
+      await this.#deferJob(job, connectedElsewhere ? 'connected to another coordinator' : 'not connected');
+      return;
+    }
+    if (this.#running.has(node.name)) {
+      // One benchmark per node at a time: trials of two runs would share its GPUs and skew both.
+      await this.#deferJob(job, 'busy');
       return;
     }
     const gpus = node.gpus.filter((g) => (job.gpuUuid ? g.uuid === job.gpuUuid : true)).filter((g) => g.migMode !== 'Enabled' || g.parentUuid !== null);
@@ -139,16 +146,16 @@ export class FleetCoordinator {
     }
   }
 
-  async #deferJob(job: BenchmarkJob, connectedElsewhere: boolean): Promise<void> {
+  async #deferJob(job: BenchmarkJob, why: 'connected to another coordinator' | 'not connected' | 'busy'): Promise<void> {
     const { logger, options } = this.deps;
     const since = job.deferredSince ? Date.parse(job.deferredSince) : Date.now();
     if (Number.isFinite(since) && Date.now() - since > (options?.maxDeferralMs ?? 7 * 86_400_000)) {
-      logger.warn({ node: job.nodeName, reason: job.reason, deferredSince: job.deferredSince }, 'node has not been connected here for too long; dropping the benchmark job');
+      logger.warn({ node: job.nodeName, reason: job.reason, deferredSince: job.deferredSince, why }, 'benchmark job was deferred for too long; dropping it');
       return;
     }
-    const delay = connectedElsewhere ? (options?.deferDelaySeconds ?? 2) : (options?.offlineDeferDelaySeconds ?? 10);
+    const delay = why === 'connected to another coordinator' ? (options?.deferDelaySeconds ?? 2) : (options?.offlineDeferDelaySeconds ?? 10);
     const id = await this.queue?.defer({ ...job, deferredSince: new Date(Number.isFinite(since) ? since : Date.now()).toISOString() }, delay);
-    logger.debug({ node: job.nodeName, reason: job.reason, connectedElsewhere, delaySeconds: delay, jobId: id }, 'node is not connected here; benchmark job deferred');
+    logger.debug({ node: job.nodeName, reason: job.reason, why, delaySeconds: delay, jobId: id }, 'benchmark job deferred');
   }
 
   /** Queues a re-benchmark of every known node, for the scheduled cron run. */
@@ -183,6 +190,8 @@ export class FleetCoordinator {
 
   async #reactToVersions(nodeName: string, nodeId: string, inventory: InventoryReport, change: { from: { driver: string | null; cuda: string | null }; to: { driver: string | null; cuda: string | null } } | null): Promise<void> {
     if (change) {
+      // NOTE: a benchmark already running on this node keeps going under the old key; its
+      // result is verified again by the driver_change job queued below.
       const reason = `driver ${change.from.driver ?? 'unknown'} -> ${change.to.driver ?? 'unknown'}, CUDA ${change.from.cuda ?? 'unknown'} -> ${change.to.cuda ?? 'unknown'}`;
       const marked = await this.deps.benchmarks.markConfigsStale(nodeId, reason);
       this.deps.logger.info({ node: nodeName, reason, staleConfigs: marked }, 'driver version changed');

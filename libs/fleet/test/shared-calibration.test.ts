@@ -170,10 +170,18 @@ describe('calibration shared across the fleet', () => {
     await fleet.runJob(long);
     expect(deferred.length).toBe(before);
 
+    // A second job of a node that is benchmarking here waits for the first.
+    const running = fleet.runJob({ nodeName: 't4-c', reason: 'on_demand' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await fleet.runJob({ nodeName: 't4-c', reason: 'schedule' });
+    expect(deferred.at(-1)).toMatchObject({ job: { nodeName: 't4-c', reason: 'schedule' }, delaySeconds: 10 });
+    await running;
+    const busyDeferrals = deferred.length;
+
     await prisma.node.update({ where: { name: 't4-c' }, data: { rebootPending: true } });
     const runs = await prisma.benchmarkRun.count();
     await fleet.runJob({ nodeName: 't4-c', reason: 'schedule' });
-    expect(deferred.length).toBe(before);
+    expect(deferred.length).toBe(busyDeferrals);
     expect(await prisma.benchmarkRun.count()).toBe(runs);
   });
 });
