@@ -36,7 +36,7 @@ const program = new Command('hwopt-coordinator')
   .option('--tls-ca <file>', 'PEM CA that signs agent certificates; enables mutual TLS')
   .option('--agent-token-file <file>', 'file holding the shared token agents must send (token mode)')
   .option('--ops-tokens-file <file>', 'JSON file of ops tokens: [{"token": "...", "role": "read" | "admin"}]')
-  .option('--insecure', 'serve plaintext on a non-loopback address')
+  .option('--insecure', 'serve a non-loopback address without TLS, agent authentication or ops tokens (each missing one is allowed)')
   .addHelpText('after', '\nEnvironment:\n  DATABASE_URL     PostgreSQL to use instead of the embedded one\n  HWOPT_LOG_LEVEL  log level (default info)');
 
 program.exitOverride();
