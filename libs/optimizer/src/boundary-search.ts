@@ -5,11 +5,11 @@
  *
  * Proving maxBatch = m takes a feasible probe at m and an infeasible one
  * at m + 1 (or m = maxBatchSize), so even a perfect prediction costs two
- * trials. Within a narrow bracket the probe that minimises the expected
- * number of further trials is found by dynamic programming over the
- * bracket; a wide bracket is first narrowed by probing just below the
- * predicted maximum, so that the probe most likely fits and adds a
- * measured point close to the boundary.
+ * trials. Within a narrow bracket, dynamic programming over the bracket
+ * finds the probe that minimises the expected number of further trials.
+ * A wide bracket is first narrowed by probing just below the predicted
+ * maximum, so that the probe most likely fits and adds a measured point
+ * close to the boundary.
  */
 
 /** Belief about maxBatch: a normal distribution over batch sizes. */
@@ -64,31 +64,36 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
   let spread = Math.max(belief.spread, 0.25);
   let estimate = belief.estimate;
   // A prediction outside the proven bracket missed by at least that distance: centre the belief
-  // as far inside the bracket and widen it to match.
+  // as far inside the bracket, at most halfway, and widen it to match.
+  const halfWidth = (upper - lower) / 2;
   if (estimate > upper) {
-    spread = Math.max(spread, estimate - upper);
-    estimate = Math.max(lower, upper - (estimate - upper));
+    spread = Math.max(spread, Math.min(estimate - upper, halfWidth));
+    estimate = Math.max(lower + halfWidth, upper - (estimate - upper));
   } else if (estimate < lower) {
-    spread = Math.max(spread, lower - estimate);
-    estimate = Math.min(upper, lower + (lower - estimate));
+    spread = Math.max(spread, Math.min(lower - estimate, halfWidth));
+    estimate = Math.min(upper - halfWidth, lower + (lower - estimate));
   }
-  // The belief's mass beyond four spreads is negligible, so the program only needs that part of the bracket.
+
+  // The belief's mass beyond four spreads is negligible, so the program only needs that part of
+  // the bracket. Its lowest size stands in for the proven lower bound when that lies further down.
   const top = Math.min(upper, Math.ceil(estimate + 4 * spread) + 1);
-  const bottom = lower;
+  const bottom = Math.max(lower, Math.floor(estimate - 4 * spread) - 1);
   if (top - bottom > MAX_PROGRAM_WIDTH) {
     const aim = Math.floor(estimate - WIDE_BRACKET_UNDERSHOOT_SPREADS * spread);
-    // Never below the bracket's geometric middle (its middle without a feasible size), so that a
-    // poor belief still halves the bracket.
+    // Below a proven upper bound, never aim under the bracket's geometric middle (its middle
+    // without a feasible size) unless the estimate itself lies there, so a poor belief still halves it.
     const middle = lower >= 1 ? Math.floor(Math.sqrt(lower * (upper + 1))) : Math.ceil(upper / 2);
     const floor = options.upperProven ? Math.min(middle, Math.floor(estimate)) : 0;
     const batchSize = Math.min(upper, Math.max(lower + 1, aim, floor));
     return { batchSize, finalIfFeasible: 0 };
   }
+
   const probabilities = bracketProbabilities(bottom, top, { estimate, spread });
-  const plan = planBracket(probabilities, options.lowerNeedsVerify ? 1 : 0);
+  const plan = planBracket(probabilities, options.lowerNeedsVerify && bottom === lower ? 1 : 0);
   const offset = plan.firstProbe;
-  // Past `top` the bracket still continues up to `upper`; a feasible probe at top resolves nothing then.
   const batchSize = bottom + offset;
+  // The program treats a fitting probe at `top` as final, though the proven bracket may go on to
+  // `upper`, so only a probe at `upper` itself is certain to end the search when it fits.
   let massAtOrAbove = 0;
   for (let i = offset; i < probabilities.length; i++) massAtOrAbove += probabilities[i]!;
   const finalIfFeasible = batchSize === upper ? 1 : probabilities[offset]! / Math.max(massAtOrAbove, 1e-12);
@@ -119,8 +124,9 @@ function planBracket(probabilities: number[], lowerVerifyTrials: number): { firs
       for (let x = l + 1; x <= u; x++) {
         const above = mass(x, u) / total;
         const value = 1 + above * cost[x]![u]! + (1 - above) * cost[l]![x - 1]!;
-        // Ties go to the larger probe: it lands nearer the boundary and measures a useful peak.
-        if (value <= best + 1e-12) {
+        // Ties go to the smaller probe: it more likely fits, so it measures a peak that sharpens
+        // the model and can verify the pick, where an out-of-memory probe measures nothing.
+        if (value < best - 1e-12) {
           best = value;
           bestX = x;
         }

@@ -14,8 +14,13 @@
  *   (step-bounds.ts), and its maxBatch interval is the measured bounds
  *   narrowed by the memory model's prediction with a safety margin
  *   (cost-model.ts). An unmeasured candidate's interval is predicted from
- *   the measured ones with a margin (efficiency-model.ts).
+ *   the measured ones with a margin, and only inside the measured range of
+ *   layers and channels (efficiency-model.ts).
  * - The winner is always resolved exactly and verified by a stress trial.
+ *
+ * Probes towards a maxBatch are chosen to prove it in the fewest expected
+ * trials under the cost model's belief (boundary-search.ts), and a probe
+ * that likely fits runs the stress iterations so that it can also verify.
  */
 import { chooseBoundaryProbe, outcomeProbability, type BoundaryBelief } from './boundary-search.ts';
 import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
@@ -120,7 +125,7 @@ class CalibratedSearch {
   /**
    * Chooses the next batch size to probe for `a`, or null when maxBatch is
    * proven. With a prediction, the probe minimises the expected trials to
-   * prove maxBatch (boundary-search.ts); without one, the proven bracket is
+   * prove maxBatch (boundary-search.ts). Without one, the proven bracket is
    * bisected, or the search doubles from the stage's start size.
    */
   private nextProbe(stage: StageName, a: Architecture, feasibleIterations: number): { batchSize: number; finalIfFeasible: number; belief: BoundaryBelief | null } | null {
@@ -230,8 +235,10 @@ class CalibratedSearch {
     }
 
     // Not measured yet: a prediction from measured candidates of the stage, when they support one.
-    // NOTE: a candidate ruled out by this prediction is never measured; the margin (three held-out
-    // RMS errors, at least a factor of 1.28) is what keeps the pick exact, not a proof.
+    // NOTE: a candidate ruled out by this prediction is never measured. The margin (three held-out
+    // RMS errors, at least a factor of 1.28) and predicting only inside the measured layers and
+    // channels keep the pick exact on the twins tested, but they are not a proof. Measured
+    // bounds would need about two trials per candidate, more than the whole budget.
     const forecast = points.length === 0 ? predicted?.predict(a) : undefined;
     if (forecast !== undefined) return { candidate, fits: lower >= 1, interval: forecast, exact: null };
 

@@ -59,6 +59,9 @@ const FEATURE_LADDER: { features: FeatureName[]; minArchitectures: number }[] = 
   { features: ['P', 'LC', 'b', 'b*LC', 'b*P'], minArchitectures: 3 },
   { features: ['P', 'b', 'b*LC', 'b^2*LC'], minArchitectures: 2 },
   { features: ['P', 'b', 'b*LC'], minArchitectures: 2 },
+  // One architecture cannot separate a per-sample constant from a part growing with layers x
+  // channels. Keeping its per-sample memory as it is overshoots far less on the smaller
+  // architectures the later stages probe than scaling it by layers x channels did.
   { features: ['b'], minArchitectures: 1 },
 ];
 
@@ -304,6 +307,7 @@ export class CostModel {
    * predicted held-out architectures. An own law's margin covers allocator
    * rounding between its points. A pinned law's margin grows with the
    * distance from its one point, and a regressed one's with the held-out error.
+   * The spread is a typical error rather than a bound; it only steers probes.
    */
   predictMaxBatch(a: Architecture, limitMiB: number, maxBatchSize: number): MaxBatchPrediction | undefined {
     const prediction = this.memoryLaw(a);
@@ -312,6 +316,7 @@ export class CostModel {
     const estimate = largestBatchWithin(law, limitMiB, maxBatchSize);
     const slope = Math.max(law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1), 1e-9);
     const fit = this.global ?? { heldOutSlopeError: Number.POSITIVE_INFINITY, heldOutRmsMiB: Number.POSITIVE_INFINITY };
+
     let margin: number;
     let spread: number;
     const rounding = this.granularityEstimateMiB() / slope;
@@ -342,6 +347,7 @@ export class CostModel {
       margin = 2 + Math.ceil(0.01 * estimate + (3 * fit.heldOutRmsMiB) / slope + 0.1 * extrapolation);
       spread = Math.max(1, margin / 3);
     }
+
     if (!Number.isFinite(margin)) margin = maxBatchSize;
     if (!Number.isFinite(spread)) spread = Math.max(1, 0.3 * estimate);
     return { estimate, margin, spread: Math.min(spread, margin), source: prediction.source };
@@ -363,9 +369,9 @@ export class CostModel {
   }
 
   /**
-   * The rounding step a belief assumes: the estimate once three distinct
-   * peaks back it, else PyTorch's caching allocator's 2 MiB rounding of
-   * large blocks. Two peaks alone only bound the step by their difference.
+   * Returns the rounding step a belief assumes: the estimate once three
+   * distinct peaks back it, else PyTorch's 2 MiB rounding of large blocks,
+   * because two peaks alone only bound the step by their difference.
    */
   private likelyGranularityMiB(): number {
     const distinct = new Set(this.current.map((p) => Math.round(p.peakMiB))).size;
@@ -429,7 +435,7 @@ export class CostModel {
  * this fraction of the distance (tuned on the synthetic twins).
  */
 const EXTRAPOLATION_SPREAD = 0.15;
-/** PyTorch's CUDA caching allocator rounds allocations above 1 MiB up to multiples of 2 MiB (kRoundLarge). */
+/** PyTorch's CUDA caching allocator rounds allocations above 10 MiB up to multiples of 2 MiB (kRoundLarge in c10/cuda/CUDACachingAllocator.cpp). */
 const TYPICAL_GRANULARITY_MIB = 2;
 /** Largest allocator rounding step the margins allow for, in MiB. */
 const MAX_GRANULARITY_MIB = 1024;

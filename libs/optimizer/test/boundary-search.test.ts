@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { chooseBoundaryProbe, outcomeProbability } from '../src/boundary-search.ts';
+
+const OPTIONS = { lowerNeedsVerify: false, upperProven: false };
+
+describe('chooseBoundaryProbe', () => {
+  it('returns null once the bracket is closed', () => {
+    expect(chooseBoundaryProbe(40, 40, { estimate: 40, spread: 1 }, OPTIONS)).toBeNull();
+  });
+
+  it('probes a sharp estimate as the final size', () => {
+    const probe = chooseBoundaryProbe(10, 8192, { estimate: 62, spread: 0.25 }, OPTIONS);
+    expect(probe?.batchSize).toBe(62);
+    expect(probe?.finalIfFeasible).toBeGreaterThan(0.9);
+  });
+
+  it('probes the upper bound when the estimate lies at it', () => {
+    const probe = chooseBoundaryProbe(60, 63, { estimate: 63, spread: 0.25 }, { ...OPTIONS, upperProven: true });
+    expect(probe?.batchSize).toBe(63);
+    expect(probe?.finalIfFeasible).toBe(1);
+  });
+
+  it('aims below a wide estimate', () => {
+    const probe = chooseBoundaryProbe(0, 8192, { estimate: 300, spread: 50 }, OPTIONS);
+    expect(probe?.batchSize).toBeLessThan(300);
+    expect(probe?.batchSize).toBeGreaterThan(200);
+  });
+
+  it('stays inside the bracket when the estimate overshoots it', () => {
+    for (const estimate of [70, 500, 8000]) {
+      const probe = chooseBoundaryProbe(20, 64, { estimate, spread: 2 }, { ...OPTIONS, upperProven: true });
+      expect(probe?.batchSize).toBeGreaterThan(20);
+      expect(probe?.batchSize).toBeLessThanOrEqual(64);
+    }
+  });
+
+  it('halves a proven bracket despite a poor belief', () => {
+    const probe = chooseBoundaryProbe(0, 254, { estimate: 900, spread: 10 }, { ...OPTIONS, upperProven: true });
+    expect(probe?.batchSize).toBeGreaterThanOrEqual(127);
+    expect(probe?.batchSize).toBeLessThanOrEqual(254);
+  });
+
+  it('every probe lies in (lower, upper] for any belief', () => {
+    for (const [lower, upper] of [[0, 1], [0, 5], [3, 4], [17, 90], [100, 8192]] as const) {
+      for (const estimate of [-5, 0, 2, 50, 120, 9000]) {
+        for (const spread of [0.1, 1, 30]) {
+          const probe = chooseBoundaryProbe(lower, upper, { estimate, spread }, OPTIONS);
+          expect(probe?.batchSize).toBeGreaterThan(lower);
+          expect(probe?.batchSize).toBeLessThanOrEqual(upper);
+        }
+      }
+    }
+  });
+});
+
+describe('outcomeProbability', () => {
+  it('splits evenly at the estimate', () => {
+    expect(outcomeProbability({ estimate: 50, spread: 3 }, 50.5, true)).toBeCloseTo(0.5, 6);
+  });
+
+  it('rates a probe far above the estimate unlikely to fit', () => {
+    expect(outcomeProbability({ estimate: 50, spread: 3 }, 70, true)).toBeLessThan(1e-6);
+    expect(outcomeProbability({ estimate: 50, spread: 3 }, 70, false)).toBeGreaterThan(0.999);
+  });
+});
