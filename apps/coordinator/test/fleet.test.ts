@@ -186,9 +186,9 @@ describe('a fleet of five twin nodes', () => {
     };
     try {
       // The watch process may connect after a run began, so runs are requested until one is seen whole.
-      for (let attempt = 0; attempt < 6 && !seenWhole(); attempt++) {
+      for (let attempt = 0; attempt < 12 && !seenWhole(); attempt++) {
         await fleet.ops!.scheduleBenchmark({ nodeName: 'rtx-a', stage: 'production' });
-        await waitFor('a watched run of rtx-a', 30_000, async () => seenWhole(), 250).catch(() => undefined);
+        await waitFor('a watched run of rtx-a', 10_000, async () => seenWhole(), 250).catch(() => undefined);
       }
     } finally {
       await stopWatch(watch);
