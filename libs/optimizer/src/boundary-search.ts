@@ -24,8 +24,8 @@ export interface BoundaryBelief {
 const MAX_PROGRAM_WIDTH = 48;
 /** Probability floor per batch size, so that sizes the belief rules out still cost something to miss. */
 const PROBABILITY_FLOOR = 1e-6;
-/** How far below the estimate, in spreads, a probe into a wide bracket aims; about 4 in 5 such probes fit. */
-const WIDE_BRACKET_UNDERSHOOT_SPREADS = 0.85;
+/** How far below the estimate, in spreads, a probe into a wide bracket aims; about 7 in 10 such probes fit (set on the synthetic twins). */
+export const WIDE_BRACKET_UNDERSHOOT_SPREADS = 0.5;
 
 /** Probabilities of maxBatch = lower .. upper under the belief, normalised. */
 function bracketProbabilities(lower: number, upper: number, belief: BoundaryBelief): number[] {

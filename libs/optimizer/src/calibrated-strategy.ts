@@ -22,7 +22,7 @@
  * trials under the cost model's belief (boundary-search.ts), and a probe
  * that likely fits runs the stress iterations so that it can also verify.
  */
-import { chooseBoundaryProbe, outcomeProbability, type BoundaryBelief } from './boundary-search.ts';
+import { chooseBoundaryProbe, outcomeProbability, WIDE_BRACKET_UNDERSHOOT_SPREADS, type BoundaryBelief } from './boundary-search.ts';
 import { smallestCandidate, type Candidate, type StageCandidates } from './candidates.ts';
 import { CostModel } from './cost-model.ts';
 import type { CostModelSnapshot } from './cost-model-snapshot.ts';
@@ -37,8 +37,8 @@ import { scaledStartBatchSize } from './workload.ts';
 
 /** Iterations of a probe that is not expected to become a recommendation (the rules' minimum). */
 const PROBE_ITERATIONS = 3;
-/** Largest fraction below a regressed prediction that a first probe aims, so that it likely fits. */
-const REGRESSED_UNDERSHOOT = 0.15;
+/** Largest fraction below a regressed prediction that a first probe aims, so that it likely fits (set on the synthetic twins). */
+const REGRESSED_UNDERSHOOT = 0.05;
 /** Probability that a fitting probe ends the search above which it runs the stage's stress iterations. */
 const FINAL_PROBE_PROBABILITY = 0.5;
 /** Probability of an outcome under the belief below which the outcome counts as contradicting it. */
@@ -145,7 +145,7 @@ class CalibratedSearch {
     if (prediction.source === 'regressed') {
       // A law not yet measured on this architecture: aim a little low, so that the probe most
       // likely fits and pins the law close to its limit.
-      spread = Math.min(prediction.margin / 2, REGRESSED_UNDERSHOOT * prediction.estimate) / 0.85;
+      spread = Math.min(prediction.margin / 2, REGRESSED_UNDERSHOOT * prediction.estimate) / WIDE_BRACKET_UNDERSHOOT_SPREADS;
     }
     // Each prediction a measurement contradicted doubles the spread, so a biased model cannot
     // walk the bracket one batch size at a time.
