@@ -29,7 +29,7 @@ OPS_SERVICE = "hwopt.v1.OpsService"
 REFLECTION_METHOD = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 HEALTH_METHOD = "/grpc.health.v1.Health/Check"
 HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
-# Files a reflection answer may name; a server that sends more is not trusted further.
+# Maximum files one reflection response may hold; a server that sends more is not trusted further.
 MAX_FILES = 200
 FIELD = descriptor_pb2.FieldDescriptorProto
 
@@ -49,7 +49,7 @@ def _field(message, name, number, kind, label=FIELD.LABEL_OPTIONAL, type_name=No
 
 
 def _protocol_pool():
-    """The reflection and health messages this client needs, declared by hand.
+    """Declare the reflection and health messages this client needs.
 
     Only the fields used here are declared; protobuf skips the others on
     the wire, so the subset reads the full messages.
@@ -124,7 +124,7 @@ class OpsClient:
         return HEALTH_STATUS.get(response.status, str(response.status))
 
     def _ops_pool(self):
-        """Every file the ops service needs, fetched by reflection and added in dependency order."""
+        """Fetch every file the ops service needs by reflection and add them in dependency order."""
         if self._pool is not None:
             return self._pool
         files = {}
@@ -137,7 +137,7 @@ class OpsClient:
                     raise RuntimeError("reflection named more than %d files" % MAX_FILES)
 
         fetch(file_containing_symbol=OPS_SERVICE)
-        # A server may answer with the file alone; ask for each missing import by name.
+        # A server may return the file alone, so each missing import is requested by name.
         missing = [d for f in list(files.values()) for d in f.dependency if d not in files]
         while missing:
             fetch(file_by_filename=missing.pop())

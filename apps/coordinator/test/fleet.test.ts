@@ -7,10 +7,11 @@ import { createPrismaClient, createTestDatabase, stopTestServer, type PrismaClie
 import { CLI_BIN, LocalFleet, OpsHarnessClient, REPO_ROOT, waitFor, type ManagedProcess } from '@hwopt/local-fleet';
 import { bundledTwinPath } from '@hwopt/twin';
 
-// A fleet of unlike nodes over real gRPC: two pairs of nodes that share a
-// GPU model (T4, A100), one node alone (RTX 4090), driver upgrades with and
-// without a pending reboot, `hwopt watch`, and a second coordinator on the
-// same database that takes over the queued jobs when the first stops.
+// A fleet of unlike nodes over real gRPC. Two pairs of nodes share a GPU
+// model (T4, A100) and one node is alone (RTX 4090). The cases cover driver
+// upgrades with and without a pending reboot, `hwopt watch`, and a second
+// coordinator on the same database that takes over the queued jobs when the
+// first stops.
 // Agents reach the second coordinator by being restarted with its address.
 const DATASET_SIZE = 19_500;
 const NEW_T4_DRIVER = '550.54.15';
@@ -96,7 +97,7 @@ describe('a fleet of five twin nodes', () => {
       expect(Object.keys(second!.run.perStage).length).toBeLessThanOrEqual(4);
       for (const [stage, count] of Object.entries(second!.run.perStage)) expect(count, `${second!.node} ${stage}`).toBeLessThanOrEqual(1);
       expect(second!.run.trials).toBeLessThanOrEqual(first!.run.trials);
-      // Both nodes of a pair get the same answer.
+      // Both nodes of a pair get the same configs.
       const configs = await Promise.all(pair.nodes.map((nodeName) => fleet.ops!.configs({ nodeName })));
       const summary = (list: typeof configs[number]) => list.map((c) => `${c.stage}:${c.architecture?.layers}x${c.architecture?.hiddenChannels}@${c.batchSize}`).sort();
       expect(summary(configs[0]!)).toEqual(summary(configs[1]!));
@@ -134,7 +135,7 @@ describe('a fleet of five twin nodes', () => {
     for (const config of after) {
       const old = before.find((c) => c.stage === config.stage)!;
       expect(config.stale, config.stage).toBe(false);
-      // The same answer under the new driver keeps its row and records the verifying trial of the new run.
+      // An unchanged config under the new driver keeps its row and records the verifying trial of the new run.
       expect(config.architecture).toEqual(old.architecture);
       expect(config.batchSize).toBe(old.batchSize);
       const trial = await prisma.trial.findUnique({ where: { id: config.verifiedTrialId } });

@@ -93,10 +93,10 @@ export class BenchmarkScheduler {
   }
 
   /**
-   * Queues a job again to start after `delaySeconds`. Called from the
-   * job's own handler: 'stately' allows one queued job beside the active
-   * one, so this never collides with itself; when an equal job is already
-   * queued, that one stands for it and null is returned.
+   * Queues a job again to start after `delaySeconds`. It is called from
+   * the job's own handler, and 'stately' allows one queued job beside the
+   * active one. When an equal job is already queued, that job replaces this
+   * one and null is returned.
    */
   async defer(job: BenchmarkJob, delaySeconds: number): Promise<string | null> {
     return this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: singletonKey(job), startAfter: Math.max(1, Math.round(delaySeconds)) });
@@ -110,7 +110,7 @@ export class BenchmarkScheduler {
   }
 }
 
-/** One job per node, reason, GPU and stage set; the deferral time is not part of it. */
+/** Builds the deduplication key: one job per node, reason, GPU and stage set (the deferral time is not part of it). */
 function singletonKey(job: BenchmarkJob): string {
   return [job.nodeName, job.reason, job.gpuUuid ?? 'all', (job.stages ?? []).join('+') || 'all-stages'].join(':');
 }

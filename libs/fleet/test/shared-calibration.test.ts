@@ -6,7 +6,7 @@ import { bundledTwinPath, loadTwin, TwinTrialExecutor, type Twin } from '@hwopt/
 import { AgentRegistry, BenchmarkEvents, BenchmarkService, FleetCoordinator, type AgentHello, type AgentLink, type BenchmarkJob, type TrialResultReport } from '../src/index.ts';
 
 // The coordinator's calibration sharing in process: agents are links that
-// answer trials from twins at once, so trial counts are exact and fast.
+// return twin results at once, so trial counts are exact and fast.
 const DATASET_SIZE = 19_500;
 
 function toResult(trialId: string, gpuUuid: string, assignment: { architecture: { layers: number; hiddenChannels: number }; batchSize: number; iterations: number }, m: TrialMeasurement): TrialResultReport {

@@ -55,9 +55,9 @@ export class BenchmarkRepository {
   /**
    * Creates a run and names the runs it should wait for: when no cost
    * model of its calibration key is stored yet, the runs of that key still
-   * running. An advisory lock on the key serializes concurrent callers (in
-   * any coordinator process), so of several runs of one key started at once
-   * exactly one finds nothing to wait for and measures; the others wait for
+   * running. An advisory lock on the key serializes concurrent callers in
+   * any coordinator process. So of several runs of one key started at once,
+   * exactly one finds nothing to wait for and measures. The others wait for
    * its model and only verify.
    */
   async createRunAfterSameKey(input: CreateRunInput): Promise<{ runId: string; waitFor: string[] }> {
@@ -73,7 +73,7 @@ export class BenchmarkRepository {
     });
   }
 
-  /** How many of these runs are still running. */
+  /** Counts the runs of `runIds` that are still running. */
   async countRunning(runIds: string[]): Promise<number> {
     if (runIds.length === 0) return 0;
     return this.prisma.benchmarkRun.count({ where: { id: { in: runIds }, status: 'running' } });
