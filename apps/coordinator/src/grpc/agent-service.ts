@@ -10,6 +10,12 @@ import { ForeignTrialError } from '@hwopt/fleet';
 import type { AgentMessage, AgentServiceServer, CoordinatorMessage } from '@hwopt/proto';
 import * as validate from './validate.ts';
 
+/**
+ * Longest time an unchanged heartbeat goes unstored, in ms. It must stay
+ * below the 60 s after which a node's last contact counts as lost.
+ */
+const HEARTBEAT_STORE_INTERVAL_MS = 30_000;
+
 export interface AgentServiceDeps {
   fleet: FleetCoordinator;
   registry: AgentRegistry;
@@ -29,6 +35,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
       let hello: AgentHello | null = null;
       let session: AgentSession | null = null;
       let ended = false;
+      // The inventory last stored for this session and when, in ms since the epoch.
+      let storedInventory = '';
+      let storedAt = 0;
       // Messages of one session are handled in order, one at a time.
       let queue = Promise.resolve();
 
@@ -110,13 +119,22 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
             if (attached?.link === link) await deps.fleet.handleDisconnect(attached, 'hello failed').catch(() => {});
             throw error;
           }
+          storedInventory = JSON.stringify(hello.inventory);
+          storedAt = Date.now();
           send({ welcome: { nodeId: session.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs } });
           return;
         }
         if (message.hello) throw new validate.RequestValidationError('a session sends hello only once');
         if (message.heartbeat) {
           const inventory = validate.inventory(message.heartbeat.inventory, 'heartbeat.inventory');
-          await storeKeepingSession('heartbeat', () => deps.fleet.handleHeartbeat(session!, hello!, inventory));
+          // An unchanged inventory is stored at most every HEARTBEAT_STORE_INTERVAL_MS: with a
+          // thousand agents, storing every heartbeat kept PostgreSQL's connection pool exhausted.
+          const key = JSON.stringify(inventory);
+          if (key === storedInventory && Date.now() - storedAt < HEARTBEAT_STORE_INTERVAL_MS) return;
+          if (await storeKeepingSession('heartbeat', () => deps.fleet.handleHeartbeat(session!, hello!, inventory))) {
+            storedInventory = key;
+            storedAt = Date.now();
+          }
         } else if (message.trialResult) {
           const result = validate.trialResult(message.trialResult);
           // Acknowledged only once stored; unacknowledged, the agent keeps it and resends it later.
