@@ -6,7 +6,7 @@
  * sent, acknowledged and stored. An acknowledged result that is not
  * stored is a lost result; the run fails when there is one.
  *
- *   node --import tsx tools/bench/src/faults.ts [--agents 3] [--time-scale 0.03]
+ *   node --import tsx tools/bench/src/faults.ts [--agents 2] [--time-scale 0.03]
  *
  * Linux only. The network cut needs root and `ip netns`; without them it
  * is skipped with the reason printed.
@@ -32,14 +32,14 @@ interface Flags {
 }
 
 const program = new Command('faults')
-  .option('--agents <n>', 'twin agents on loopback (one more runs in a network namespace)', (v) => Number(v), 3)
+  .option('--agents <n>', 'twin agents on loopback (one more runs in a network namespace)', (v) => Number(v), 2)
   .option('--time-scale <factor>', "the agents' --twin-time-scale (real seconds per simulated second)", (v) => Number(v), 0.03)
   .option('--trial-timeout-s <s>', "the coordinator's --trial-timeout; a trial is given up this plus 30 s after assignment", (v) => Number(v), 10)
   .option('--settle-s <s>', 'time allowed after the last fault for every run to finish', (v) => Number(v), 900)
   .option('--no-netns', 'skip the network cut')
   .option('--keep', 'keep the work folder (logs, database) afterwards', false);
 
-const TWINS = ['t4', 'a100-40gb', 'rtx4090'];
+const TWINS = ['a100-40gb', 'rtx4090', 't4'];
 const NETNS = 'hwopt-bench-cut';
 const HOST_IF = 'hwopt-cut0';
 const NS_IF = 'hwopt-cut1';
@@ -82,14 +82,29 @@ class Store {
     this.client = undefined;
   }
 
-  /** A trial of the node that has been running for at least 200 ms. */
-  async runningTrial(nodeName: string, timeoutMs = 180_000): Promise<string> {
-    return waitFor(`a running trial on ${nodeName}`, timeoutMs, async () => {
-      const rows = await this.query<{ id: string }>("SELECT t.id FROM trials t JOIN nodes n ON n.id = t.node_id WHERE n.name = $1 AND t.status = 'assigned' ORDER BY t.assigned_at DESC LIMIT 1", [nodeName]).catch(() => []);
-      if (rows.length === 0) return undefined;
+  /**
+   * A trial assigned after `since` that has been running for at least
+   * 200 ms on one of the nodes; older `assigned` rows may belong to runs of
+   * a killed coordinator. When none runs for 10 s, `idle` is called (to
+   * schedule more benchmarks).
+   */
+  async runningTrial(nodeNames: string[], since: Date, idle: (nodeNames: string[]) => Promise<unknown>, timeoutMs = 300_000): Promise<{ nodeName: string; trialId: string }> {
+    let idleSince = Date.now();
+    return waitFor(`a running trial on ${nodeNames.join(' or ')}`, timeoutMs, async () => {
+      const rows = await this.query<{ id: string; name: string }>(
+        "SELECT t.id, n.name FROM trials t JOIN nodes n ON n.id = t.node_id WHERE n.name = ANY($1) AND t.status = 'assigned' AND t.assigned_at > $2 ORDER BY t.assigned_at DESC LIMIT 1",
+        [nodeNames, since],
+      ).catch(() => []);
+      if (rows.length === 0) {
+        if (Date.now() - idleSince > 10_000) {
+          idleSince = Date.now();
+          await idle(nodeNames).catch(() => {});
+        }
+        return undefined;
+      }
       await sleep(200);
-      const still = await this.query<{ status: string }>('SELECT status FROM trials WHERE id = $1', [rows[0]!.id]);
-      return still[0]?.status === 'assigned' ? rows[0]!.id : undefined;
+      const still = await this.query<{ status: string }>('SELECT status FROM trials WHERE id = $1', [rows[0]!.id]).catch(() => []);
+      return still[0]?.status === 'assigned' ? { nodeName: rows[0]!.name, trialId: rows[0]!.id } : undefined;
     }, 100);
   }
 }
@@ -203,10 +218,12 @@ async function main(): Promise<void> {
 
     const agentArgs = ['--twin-time-scale', String(flags.timeScale)];
     const nodes = Array.from({ length: flags.agents }, (_, i) => ({ name: `fault-${TWINS[i % TWINS.length]}-${i}`, twin: bundledTwinPath(TWINS[i % TWINS.length]!) }));
+    // The cut node's twin is the last one, so with the default two loopback agents no two nodes share a calibration key.
     const startAgent = (node: { name: string; twin: string }) => fleet.startAgent({ nodeName: node.name, twinFile: node.twin, extraArgs: agentArgs });
     for (const node of nodes) startAgent(node);
 
-    const cutNode = { name: 'fault-netns-t4', twin: bundledTwinPath('t4') };
+    const cutTwin = TWINS[TWINS.length - 1]!;
+    const cutNode = { name: `fault-netns-${cutTwin}`, twin: bundledTwinPath(cutTwin) };
     if (!netnsProblem) {
       mkdirSync(fleet.logDir, { recursive: true });
       cutAgent = execa('ip', ['netns', 'exec', NETNS, process.execPath, AGENT_BIN, 'run', '--coordinator', `${HOST_IP}:${port}`, '--node-name', cutNode.name, '--twin', cutNode.twin, '--state-dir', fleet.agentStateDir(cutNode.name), ...agentArgs], {
@@ -219,48 +236,52 @@ async function main(): Promise<void> {
       });
     }
     const allNodes = netnsProblem ? nodes : [...nodes, cutNode];
+    const byName = new Map(allNodes.map((n) => [n.name, n]));
+    const loopbackNames = nodes.map((n) => n.name);
+    const allNames = allNodes.map((n) => n.name);
+    // Runs end after a few dozen trials; more are scheduled whenever a fault finds none in flight.
+    const scheduleMore = async (names: string[]) => {
+      for (const nodeName of names) await fleet.ops?.scheduleBenchmark({ nodeName }).catch(() => undefined);
+    };
 
     // 1. An agent killed mid-trial and restarted at once: the trial is resent and rerun under its id.
-    const quick = nodes[0]!;
-    let trialId = await store.runningTrial(quick.name);
-    await fleet.agents.get(quick.name)!.kill();
+    let inFlight = await store.runningTrial(loopbackNames, new Date(), scheduleMore);
+    await fleet.agents.get(inFlight.nodeName)!.kill();
     await sleep(2_000);
-    startAgent(quick);
-    faults.push({ fault: 'agent SIGKILL, back in 2 s', detail: quick.name, trialId });
+    startAgent(byName.get(inFlight.nodeName)!);
+    faults.push({ fault: 'agent SIGKILL, back in 2 s', detail: inFlight.nodeName, trialId: inFlight.trialId });
 
     // 2. An agent killed mid-trial and away past the trial limit: the trial is lost and rerun.
-    const away = nodes[1 % nodes.length]!;
-    trialId = await store.runningTrial(away.name);
-    await fleet.agents.get(away.name)!.kill();
+    inFlight = await store.runningTrial(loopbackNames, new Date(), scheduleMore);
+    await fleet.agents.get(inFlight.nodeName)!.kill();
     const awayMs = (flags.trialTimeoutS + 40) * 1000;
-    faults.push({ fault: `agent SIGKILL, back in ${Math.round(awayMs / 1000)} s`, detail: away.name, trialId });
+    faults.push({ fault: `agent SIGKILL, back in ${Math.round(awayMs / 1000)} s`, detail: inFlight.nodeName, trialId: inFlight.trialId });
     await sleep(awayMs);
-    startAgent(away);
+    startAgent(byName.get(inFlight.nodeName)!);
 
     // 3. The coordinator killed mid-trial and restarted.
-    const busy = nodes[2 % nodes.length]!;
-    trialId = await store.runningTrial(busy.name);
+    inFlight = await store.runningTrial(allNames, new Date(), scheduleMore);
     await fleet.coordinator!.kill();
     await sleep(5_000);
     await startCoordinator();
-    faults.push({ fault: 'coordinator SIGKILL, back in 5 s', detail: `trial on ${busy.name}`, trialId });
+    faults.push({ fault: 'coordinator SIGKILL, back in 5 s', detail: `trial on ${inFlight.nodeName}`, trialId: inFlight.trialId });
 
     // 4. PostgreSQL stopped under the running coordinator and started again.
-    trialId = await store.runningTrial(nodes[0]!.name);
+    inFlight = await store.runningTrial(allNames, new Date(), scheduleMore);
     await store.close();
     await database.stop();
     database = undefined;
     await sleep(15_000);
     database = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort });
-    faults.push({ fault: 'PostgreSQL stopped, back in 15 s', detail: `trial on ${nodes[0]!.name}`, trialId });
+    faults.push({ fault: 'PostgreSQL stopped, back in 15 s', detail: `trial on ${inFlight.nodeName}`, trialId: inFlight.trialId });
 
     // 5. One agent's network dropped for longer than keepalive notices (30 s + 10 s).
     if (!netnsProblem) {
-      trialId = await store.runningTrial(cutNode.name);
+      inFlight = await store.runningTrial([cutNode.name], new Date(), scheduleMore);
       const how = await network.cut();
       await sleep(60_000);
       await network.restore();
-      faults.push({ fault: 'network cut for 60 s', detail: `${cutNode.name}, ${how}`, trialId });
+      faults.push({ fault: 'network cut for 60 s', detail: `${cutNode.name}, ${how}`, trialId: inFlight.trialId });
     }
 
     // Every node ends with its configs and no run left running.

@@ -34,6 +34,7 @@ interface Flags {
   rampS: number;
   durationS: number;
   benchmarkConcurrency: number;
+  driverVariants: number;
   opsIntervalMs: number;
   twin: string;
   logLevel: string;
@@ -46,6 +47,7 @@ const program = new Command('load')
   .option('--ramp-s <s>', 'time over which the agents connect', (v) => Number(v), 20)
   .option('--duration-s <s>', 'measured time once every agent is connected', (v) => Number(v), 60)
   .option('--benchmark-concurrency <n>', "the coordinator's --benchmark-concurrency", (v) => Number(v), 16)
+  .option('--driver-variants <n>', 'distinct driver versions among the agents; each is its own calibration key, measured in parallel', (v) => Number(v), 16)
   .option('--ops-interval-ms <ms>', 'pause between ops queries', (v) => Number(v), 200)
   .option('--twin <name>', 'bundled twin the agents simulate', 't4')
   .option('--log-level <level>', "the coordinator's HWOPT_LOG_LEVEL", 'warn')
@@ -77,7 +79,9 @@ async function main(): Promise<void> {
     const names = Array.from({ length: flags.agents }, (_, i) => `sim-${String(i).padStart(5, '0')}`);
     const connectStart = Date.now();
     for (let w = 0; w < flags.workers; w++) {
-      const input: WorkerInput = { address: fleet.address, twinFile: bundledTwinPath(flags.twin), nodeNames: names.filter((_, i) => i % flags.workers === w), rampMs: flags.rampS * 1000 };
+      const nodeNames = names.filter((_, i) => i % flags.workers === w);
+      const driverVersions = Object.fromEntries(nodeNames.map((name) => [name, `535.183.${Number(name.slice(4)) % Math.max(1, flags.driverVariants)}`]));
+      const input: WorkerInput = { address: fleet.address, twinFile: bundledTwinPath(flags.twin), nodeNames, driverVersions, rampMs: flags.rampS * 1000 };
       const worker = new Worker(WORKER_BOOTSTRAP, { eval: true, workerData: input });
       worker.on('message', (report: WorkerReport) => reports.set(worker, report));
       worker.on('error', (error) => logger.error({ err: error }, 'agent worker failed'));
@@ -145,6 +149,7 @@ async function main(): Promise<void> {
       ['machine', `${cpus().length} CPUs, Node ${process.versions.node}`],
       ['simulated agents (worker threads)', `${flags.agents} (${flags.workers})`],
       ['coordinator --benchmark-concurrency', String(flags.benchmarkConcurrency)],
+      ['driver versions (calibration keys)', String(flags.driverVariants)],
       ['time to connect every agent, s', connectSeconds.toFixed(1)],
       ['agents connected, lowest during the run', String(minConnected)],
       ['measured time, s', seconds.toFixed(1)],

@@ -10,6 +10,8 @@ export interface WorkerInput {
   address: string;
   twinFile: string;
   nodeNames: string[];
+  /** Driver version per node name; the twin's where unset. */
+  driverVersions: Record<string, string>;
   /** Time over which this worker starts its agents, in ms. */
   rampMs: number;
 }
@@ -21,7 +23,7 @@ export interface WorkerReport {
 
 const input = workerData as WorkerInput;
 const twin = loadTwin(input.twinFile);
-const agents = input.nodeNames.map((nodeName) => new SimulatedAgent({ address: input.address, nodeName, twin }));
+const agents = input.nodeNames.map((nodeName) => new SimulatedAgent({ address: input.address, nodeName, twin, driverVersion: input.driverVersions[nodeName] }));
 agents.forEach((agent, i) => setTimeout(() => agent.start(), (input.rampMs * i) / Math.max(1, agents.length)));
 
 const report = (): WorkerReport => {

@@ -16,6 +16,8 @@ export interface SimulatedAgentOptions {
   address: string;
   nodeName: string;
   twin: Twin;
+  /** Driver version to report instead of the twin's; nodes of different drivers have different calibration keys. */
+  driverVersion?: string;
   /** First reconnect delay and its cap, in ms. Defaults 500 and 10,000. */
   backoffBaseMs?: number;
   backoffCapMs?: number;
@@ -130,7 +132,7 @@ export class SimulatedAgent {
   #inventory(): Inventory {
     const gpu = this.options.twin.gpu;
     return {
-      driverVersion: gpu.driverVersion,
+      driverVersion: this.options.driverVersion ?? gpu.driverVersion,
       cudaVersion: gpu.cudaVersion ?? '',
       gpus: [{ index: 0, uuid: this.gpuUuid, name: gpu.name, memoryTotalMib: gpu.memoryTotalMiB, memoryUsedMib: 0, memoryReservedMib: undefined, computeCapability: gpu.computeCapability ?? '', migMode: '', parentUuid: '', migProfile: '' }],
       stale: false,
