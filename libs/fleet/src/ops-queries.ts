@@ -111,6 +111,8 @@ export class OpsQueries {
 
   async listFleet(): Promise<FleetNodeView[]> {
     const nodes = await this.deps.nodes.listWithGpus();
+    // One query for all nodes: a query per node took over 10 s at 1,000 nodes.
+    const staleCounts = await this.deps.nodes.countStaleConfigsByNode();
     const views: FleetNodeView[] = [];
     for (const node of nodes) {
       views.push({
@@ -127,7 +129,7 @@ export class OpsQueries {
         inventoryStale: node.inventoryStale,
         gpus: node.gpus.map((g) => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB, computeCapability: g.computeCapability, migMode: g.migMode, parentUuid: g.parentUuid, migProfile: g.migProfile })),
         configCount: node._count.configs,
-        staleConfigCount: await this.deps.nodes.countStaleConfigs(node.id),
+        staleConfigCount: staleCounts.get(node.id) ?? 0,
       });
     }
     return views;

@@ -118,4 +118,10 @@ export class NodeRepository {
   async countStaleConfigs(nodeId: string): Promise<number> {
     return this.prisma.recommendedConfig.count({ where: { nodeId, current: true, staleAt: { not: null } } });
   }
+
+  /** Counts stale current configs of every node in one query, keyed by node id. */
+  async countStaleConfigsByNode(): Promise<Map<string, number>> {
+    const groups = await this.prisma.recommendedConfig.groupBy({ by: ['nodeId'], where: { current: true, staleAt: { not: null } }, _count: { _all: true } });
+    return new Map(groups.map((group) => [group.nodeId, group._count._all]));
+  }
 }
