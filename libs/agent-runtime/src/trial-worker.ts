@@ -69,9 +69,14 @@ export class TrialWorker {
   }
 
   async describe(workload: string, architectures: { layers: number; hiddenChannels: number }[]): Promise<number[]> {
-    const runner = this.options.runners[workload];
+    const runner = this.#runner(workload);
     if (!runner) throw new Error(`this agent has no runner for workload ${JSON.stringify(workload)}; configure one with --runner-config`);
     return describeArchitectures(runner, workload, architectures, { signal: this.#shutdown.signal, logger: this.options.logger });
+  }
+
+  /** The configured runner of a workload; own keys only, so a name like `constructor` finds nothing. */
+  #runner(workload: string): RunnerConfig | undefined {
+    return Object.hasOwn(this.options.runners, workload) ? this.options.runners[workload] : undefined;
   }
 
   /** Aborts running and queued trials (their process groups are stopped). */
@@ -80,7 +85,7 @@ export class TrialWorker {
   }
 
   async #run(assignment: Assignment, signal: AbortSignal): Promise<OutboxResult> {
-    const runner = this.options.runners[assignment.workload];
+    const runner = this.#runner(assignment.workload);
     const index = this.options.gpuIndex(assignment.gpuUuid);
     const base = { gpuUuid: assignment.gpuUuid, layers: assignment.layers, hiddenChannels: assignment.hiddenChannels, batchSize: assignment.batchSize, iterations: assignment.iterations };
     if (!runner || index === undefined) {
