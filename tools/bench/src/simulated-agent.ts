@@ -1,6 +1,6 @@
 /**
  * A lightweight stand-in for hwopt-agent: one AgentService Session stream
- * that says Hello with a one-GPU inventory, sends heartbeats, and answers
+ * that sends a Hello with a one-GPU inventory, then heartbeats, and answers
  * every assignment at once with the result a digital twin's laws give. A
  * thousand of these fit in one process, where a thousand agent processes
  * would not fit on a small machine.

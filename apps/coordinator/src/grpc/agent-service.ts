@@ -11,7 +11,7 @@ import type { AgentMessage, AgentServiceServer, CoordinatorMessage } from '@hwop
 import * as validate from './validate.ts';
 
 /**
- * Longest time an unchanged heartbeat goes unstored, in ms. It must stay
+ * Maximum time an unchanged heartbeat goes unstored, in ms. It must stay
  * below the 60 s after which a node's last contact counts as lost.
  */
 const HEARTBEAT_STORE_INTERVAL_MS = 30_000;
