@@ -266,23 +266,23 @@ async function main(): Promise<void> {
     await startCoordinator();
     faults.push({ fault: 'coordinator SIGKILL, back in 5 s', detail: `trial on ${inFlight.nodeName}`, trialId: inFlight.trialId });
 
-    // 4. PostgreSQL stopped under the running coordinator and started again.
-    inFlight = await store.runningTrial(allNames, new Date(), scheduleMore);
+    // 4. One agent's network dropped for longer than keepalive notices (30 s + 10 s).
+    if (!netnsProblem) {
+      const cutTrial = await store.runningTrial([cutNode.name], new Date(), scheduleMore, 180_000).catch(() => null);
+      const how = await network.cut();
+      await sleep(60_000);
+      await network.restore();
+      faults.push({ fault: 'network cut for 60 s', detail: `${cutNode.name}, ${how}`, trialId: cutTrial?.trialId ?? null });
+    }
+
+    // 5. PostgreSQL stopped under the running coordinator and started again.
+    const pgTrial = await store.runningTrial(allNames, new Date(), scheduleMore, 180_000).catch(() => null);
     await store.close();
     await database.stop();
     database = undefined;
     await sleep(15_000);
     database = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort });
-    faults.push({ fault: 'PostgreSQL stopped, back in 15 s', detail: `trial on ${inFlight.nodeName}`, trialId: inFlight.trialId });
-
-    // 5. One agent's network dropped for longer than keepalive notices (30 s + 10 s).
-    if (!netnsProblem) {
-      inFlight = await store.runningTrial([cutNode.name], new Date(), scheduleMore);
-      const how = await network.cut();
-      await sleep(60_000);
-      await network.restore();
-      faults.push({ fault: 'network cut for 60 s', detail: `${cutNode.name}, ${how}`, trialId: inFlight.trialId });
-    }
+    faults.push({ fault: 'PostgreSQL stopped, back in 15 s', detail: pgTrial ? `trial on ${pgTrial.nodeName}` : 'no trial was in flight', trialId: pgTrial?.trialId ?? null });
 
     // Every node ends with its configs and no run left running.
     const settled = await waitFor('every run finished', flags.settleS * 1000, async () => {
@@ -290,8 +290,8 @@ async function main(): Promise<void> {
       const configured = await store.query<{ n: number }>('SELECT count(DISTINCT node_id)::int AS n FROM recommended_configs').catch(() => [{ n: -1 }]);
       return running[0]!.n === 0 && configured[0]!.n >= allNodes.length;
     }, 2_000).then(() => true, () => false);
-    // Results still on their way: give the agents a moment to be acknowledged.
-    await sleep(5_000);
+    // Results still on their way: give the agents a moment (and one resend interval) to be acknowledged.
+    await sleep(35_000);
 
     const logs = countAgentLogs(fleet.logDir);
     const storedRows = await store.query<{ id: string }>("SELECT id FROM trials WHERE status IN ('ok', 'oom', 'failed')");
