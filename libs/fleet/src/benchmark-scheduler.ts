@@ -102,6 +102,27 @@ export class BenchmarkScheduler {
     return this.#boss.send(BENCHMARK_QUEUE, job, { singletonKey: singletonKey(job), startAfter: Math.max(1, Math.round(delaySeconds)) });
   }
 
+  /**
+   * Fails the active jobs of these nodes that started before
+   * `startedBefore`, so pg-boss retries them now instead of after the 12 h
+   * expiry. Called for runs whose heartbeat shows their coordinator died
+   * (kill -9): its jobs stay active and, under the 'stately' policy, block
+   * the node's later jobs with the same key. Returns the failed job ids.
+   */
+  async releaseAbandonedJobs(nodeNames: string[], startedBefore: Date): Promise<string[]> {
+    if (nodeNames.length === 0) return [];
+    const result = await this.#boss.getDb().executeSql(
+      `SELECT id FROM pgboss.job WHERE name = $1 AND state = 'active' AND data->>'nodeName' = ANY($2::text[]) AND started_on < $3`,
+      [BENCHMARK_QUEUE, nodeNames, startedBefore.toISOString()],
+    );
+    const ids = (result as { rows: { id: string }[] }).rows.map((row) => row.id);
+    if (ids.length > 0) {
+      await this.#boss.fail(BENCHMARK_QUEUE, ids);
+      this.options.logger.warn({ jobIds: ids, nodes: nodeNames }, 'failed benchmark jobs of a stopped coordinator so they are retried');
+    }
+    return ids;
+  }
+
   /** Stops taking jobs, waits for running ones up to `timeoutMs`, then closes. Safe to call twice. */
   stop(timeoutMs = 10_000): Promise<void> {
     if (!this.#started) return Promise.resolve();

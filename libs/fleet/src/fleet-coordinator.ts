@@ -13,6 +13,8 @@ export interface JobQueue {
   enqueue(job: BenchmarkJob): Promise<string | null>;
   /** Queues the job again to start after `delaySeconds`. */
   defer(job: BenchmarkJob, delaySeconds: number): Promise<string | null>;
+  /** Fails the active jobs of these nodes started before a time, so they are retried now. */
+  releaseAbandonedJobs?(nodeNames: string[], startedBefore: Date): Promise<string[]>;
 }
 
 export interface FleetCoordinatorOptions {
@@ -175,7 +177,9 @@ export class FleetCoordinator {
    * heartbeat is older than `staleAfterMs`) and queues them again.
    */
   async recoverAbandonedRuns(staleAfterMs: number): Promise<number> {
-    const runs = await this.deps.benchmarks.interruptAbandonedRuns('the coordinator running it stopped', new Date(Date.now() - staleAfterMs));
+    const staleBefore = new Date(Date.now() - staleAfterMs);
+    const runs = await this.deps.benchmarks.interruptAbandonedRuns('the coordinator running it stopped', staleBefore);
+    await this.queue?.releaseAbandonedJobs?.([...new Set(runs.map((run) => run.nodeName))], staleBefore);
     for (const run of runs) {
       this.deps.logger.warn({ runId: run.id, node: run.nodeName }, 'benchmark run was abandoned; queueing it again');
       await this.queue?.enqueue({ nodeName: run.nodeName, gpuUuid: run.gpuUuid, reason: 'interrupted' });
