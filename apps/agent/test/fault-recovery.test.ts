@@ -101,8 +101,9 @@ describe('an agent killed mid-trial', () => {
   });
 
   it('marks the trial lost, then reruns it', async () => {
+    // Another twin than the first test's: runs of one calibration key measure one at a time.
     const node = 'vanished-agent';
-    fleet.startAgent({ nodeName: node, twinFile: bundledTwinPath('t4'), extraArgs: SLOW_TWIN });
+    fleet.startAgent({ nodeName: node, twinFile: bundledTwinPath('a100-40gb'), extraArgs: SLOW_TWIN });
     const killed = await store.runningTrial(node);
     await fleet.agents.get(node)!.kill();
 
@@ -112,7 +113,7 @@ describe('an agent killed mid-trial', () => {
     });
     expect(lost.status).toBe('lost');
 
-    fleet.startAgent({ nodeName: node, twinFile: bundledTwinPath('t4'), extraArgs: SLOW_TWIN });
+    fleet.startAgent({ nodeName: node, twinFile: bundledTwinPath('a100-40gb'), extraArgs: SLOW_TWIN });
     const rerun = await waitFor('the same trial run again under a new id', 60_000, async () =>
       (await store.trialsOf(node)).find(
         (t) =>
