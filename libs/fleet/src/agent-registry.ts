@@ -157,7 +157,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
     this.#pendingTrials.delete(trialId);
   }
 
-  /** The node a pending trial was sent to, or undefined when none waits under that id. */
+  /** Returns the node a pending trial was sent to, or undefined when no trial waits under that id. */
   pendingTrialNode(trialId: string): string | undefined {
     return this.#pendingTrials.get(trialId)?.nodeName;
   }
@@ -186,7 +186,7 @@ export class AgentRegistry extends EventEmitter<{ connected: [AgentSession]; dis
     return new Promise<number[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pendingDescribes.delete(requestId);
-        reject(new DescribeFailedError(nodeName, workload, `no answer within ${Math.round(timeoutMs / 1000)} s`));
+        reject(new DescribeFailedError(nodeName, workload, `no response within ${Math.round(timeoutMs / 1000)} s`));
       }, timeoutMs);
       timer.unref();
       this.#pendingDescribes.set(requestId, {

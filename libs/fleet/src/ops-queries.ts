@@ -1,6 +1,6 @@
 /**
- * Answers for operators, as plain values: the gRPC ops service and the CLI
- * print them.
+ * Queries for operators. They return plain values, which the gRPC ops
+ * service and the CLI print.
  */
 import type { BenchmarkRepository, ConfigFilter, ConfigRepository, NodeRepository } from '@hwopt/db';
 import type { AgentRegistry } from './agent-registry.ts';

@@ -73,7 +73,7 @@ export class LocalFleet {
     return agent;
   }
 
-  /** The agent's state folder; the twin's `overrides.json` lives in its `twin` folder. */
+  /** Returns the agent's state folder. The twin's `overrides.json` goes in its `twin` subfolder. */
   agentStateDir(nodeName: string): string {
     return join(this.workDir, `agent-${nodeName}`);
   }

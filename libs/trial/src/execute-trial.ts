@@ -157,7 +157,7 @@ async function stopSampling(sampling: DeviceMemorySampling | null, log: Logger):
 }
 
 /**
- * The larger of two peak readings. Sampling at an interval can miss a short
+ * Returns the larger of two peak readings. Sampling at an interval can miss a short
  * peak that a runner measuring its own device use saw, and the larger
  * reading is the safe one to size batches by.
  */

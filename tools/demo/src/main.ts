@@ -37,6 +37,11 @@ function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+function inWindowCell(value: boolean | undefined): string {
+  if (value === undefined) return '-';
+  return value ? 'yes' : 'no';
+}
+
 function printTable(configs: StageConfig[]): void {
   const rows = configs
     .slice()
@@ -51,7 +56,7 @@ function printTable(configs: StageConfig[]): void {
       String(c.parameters),
       c.peakMib === undefined ? '-' : c.peakMib.toFixed(0),
       c.cycleMinutes === undefined ? '-' : c.cycleMinutes.toFixed(1),
-      c.inWindow === undefined ? '-' : c.inWindow ? 'yes' : 'no',
+      inWindowCell(c.inWindow),
     ]);
   const headers = ['node', 'gpu', 'stage', 'layers', 'channels', 'batch', 'params', 'peak MiB', 'cycle min', 'in window'];
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -13,6 +13,17 @@ function write(text: string): void {
   process.stdout.write(text);
 }
 
+function yesNo(value: boolean | undefined): string {
+  if (value === undefined) return '';
+  return value ? 'yes' : 'no';
+}
+
+function configState(config: StageConfig): string {
+  if (!config.current) return 'replaced';
+  if (config.stale) return `stale: ${config.staleReason}`;
+  return 'current';
+}
+
 export function configsTable(configs: StageConfig[]): string {
   return table(
     ['node', 'gpu', 'stage', 'layers', 'channels', 'batch', 'params', 'peak MiB', 'step s', 'cycle min', 'in window', 'state'],
@@ -27,8 +38,8 @@ export function configsTable(configs: StageConfig[]): string {
       round(c.peakMib, 0),
       round(c.stepSeconds, 4),
       round(c.cycleMinutes, 1),
-      c.inWindow === undefined ? '' : c.inWindow ? 'yes' : 'no',
-      !c.current ? 'replaced' : c.stale ? `stale: ${c.staleReason}` : 'current',
+      yesNo(c.inWindow),
+      configState(c),
     ]),
   );
 }
@@ -62,7 +73,9 @@ export function registerQueryCommands(program: Command, withConnection: (command
       const connection = connect(flags);
       try {
         const response = await call(connection, connection.client.listConfigs, { nodeName: flags.node ?? '', stage: flags.stage ?? '', workload: flags.workload ?? '', includeHistory: flags.history ?? false }, flags.coordinator);
-        write(flags.json ? `${JSON.stringify(response.configs, null, 2)}\n` : response.configs.length ? configsTable(response.configs) : 'No configs stored yet; agents may still be benchmarking (see `hwopt watch`).\n');
+        if (flags.json) write(`${JSON.stringify(response.configs, null, 2)}\n`);
+        else if (response.configs.length > 0) write(configsTable(response.configs));
+        else write('No configs stored yet; agents may still be benchmarking (see `hwopt watch`).\n');
       } finally {
         connection.close();
       }
@@ -75,7 +88,9 @@ export function registerQueryCommands(program: Command, withConnection: (command
       const connection = connect(flags);
       try {
         const response = await call(connection, connection.client.listFleet, {}, flags.coordinator);
-        write(flags.json ? `${JSON.stringify(response.nodes, null, 2)}\n` : response.nodes.length ? fleetTable(response.nodes) : 'No node has registered yet; start hwopt-agent on a GPU node.\n');
+        if (flags.json) write(`${JSON.stringify(response.nodes, null, 2)}\n`);
+        else if (response.nodes.length > 0) write(fleetTable(response.nodes));
+        else write('No node has registered yet; start hwopt-agent on a GPU node.\n');
       } finally {
         connection.close();
       }

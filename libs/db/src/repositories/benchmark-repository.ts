@@ -170,17 +170,17 @@ export class BenchmarkRepository {
     await this.prisma.costModel.create({ data: { ...input, snapshot: input.snapshot as object } });
   }
 
-  /** The newest cost model stored under exactly this calibration key. */
+  /** Finds the newest cost model stored under exactly this calibration key. */
   async findCostModel(calibrationKey: string) {
     return this.prisma.costModel.findFirst({ where: { calibrationKey }, orderBy: { createdAt: 'desc' } });
   }
 
-  /** The newest cost model of this GPU model and memory size, under any driver. */
+  /** Finds the newest cost model of this GPU model and memory size, under any driver. */
   async findCostModelOfGpu(workloadId: string, gpuModel: string, memoryTotalMiB: number) {
     return this.prisma.costModel.findFirst({ where: { workloadId, gpuModel, memoryTotalMiB }, orderBy: { createdAt: 'desc' } });
   }
 
-  /** The newest cost model of each other GPU model for this workload, to start an unseen GPU from. */
+  /** Finds the newest cost model of each other GPU model of this workload, to start an unseen GPU from. */
   async findCostModelsOfOtherGpus(workloadId: string, excludeGpuModel: string) {
     const rows = await this.prisma.costModel.findMany({ where: { workloadId, gpuModel: { not: excludeGpuModel } }, orderBy: { createdAt: 'desc' } });
     const newest = new Map<string, (typeof rows)[number]>();
