@@ -31,6 +31,22 @@ export const SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
   { name: 'synthetic-80gb-slow', memoryTotalMiB: 81559, granularityMiB: 32, seed: 15, lawSeed: 103, squaredFraction: 0, slowdown: 2.2 },
 ];
 
+/**
+ * Held-out twins: never used to set the strategies' constants, so that
+ * results on them estimate how the strategies do on an unseen GPU. They
+ * cover memory sizes from 10 to 94 GiB and rounding steps from 2 to 512
+ * MiB, with seeds and law seeds of their own. Two of them share a law seed,
+ * as one workload on two GPUs.
+ */
+export const HELD_OUT_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
+  { name: 'held-out-10gb', memoryTotalMiB: 10240, granularityMiB: 256, seed: 31, lawSeed: 301, squaredFraction: 0, slowdown: 3 },
+  { name: 'held-out-16gb', memoryTotalMiB: 16384, granularityMiB: 8, seed: 32, lawSeed: 302, squaredFraction: 0.002, slowdown: 1.4 },
+  { name: 'held-out-20gb', memoryTotalMiB: 20480, granularityMiB: 4, seed: 33, lawSeed: 302, squaredFraction: 0.002, slowdown: 2 },
+  { name: 'held-out-32gb', memoryTotalMiB: 32768, granularityMiB: 512, seed: 34, lawSeed: 303, squaredFraction: 0.003, slowdown: 1.8 },
+  { name: 'held-out-48gb', memoryTotalMiB: 49152, granularityMiB: 128, seed: 35, lawSeed: 304, squaredFraction: 0.0005, slowdown: 1 },
+  { name: 'held-out-94gb', memoryTotalMiB: 96256, granularityMiB: 2, seed: 36, lawSeed: 305, squaredFraction: 0.001, slowdown: 0.7 },
+];
+
 /** Mulberry32: a small seeded generator, enough for reproducible jitter. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
