@@ -187,9 +187,12 @@ export class AgentSession {
         timeoutMs: a.timeoutMs > 0 ? a.timeoutMs : 86_400_000,
       });
     } else if (message.resultAck) {
-      options.outbox.acknowledge(message.resultAck.trialId);
-      this.#sentAt.delete(message.resultAck.trialId);
-      options.logger.info({ trialId: message.resultAck.trialId }, 'trial result acknowledged');
+      const { trialId, rejectedReason } = message.resultAck;
+      options.outbox.acknowledge(trialId);
+      this.#sentAt.delete(trialId);
+      // The reason comes from the network: it is logged cut short and never acted on.
+      if (rejectedReason) options.logger.warn({ trialId, reason: rejectedReason.slice(0, 500) }, 'trial result rejected by the coordinator; dropped from the outbox');
+      else options.logger.info({ trialId }, 'trial result acknowledged');
     } else if (message.cancelTrial) {
       options.worker.cancel(message.cancelTrial.trialId, message.cancelTrial.reason || 'cancelled by the coordinator');
     } else if (message.describeRequest) {

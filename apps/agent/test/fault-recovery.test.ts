@@ -186,5 +186,16 @@ describe('a result finished while the coordinator is down', () => {
     expect(again?.status).toBe(kept.outcome);
     expect(again?.wall_seconds).toBeCloseTo(kept.wallSeconds, 6);
     expect(again?.gpu_seconds).toBe(stored?.gpu_seconds);
+
+    // A kept result of a trial the coordinator never assigned, as from a state folder copied
+    // from another deployment: the coordinator rejects it, and the agent drops it instead of
+    // resending it on every reconnect.
+    await fleet.agents.get(node)!.stop();
+    const unknownId = '00000000-0000-4000-8000-0000000000aa';
+    const unknownFile = join(outboxDir, `${unknownId}.json`);
+    writeFileSync(unknownFile, JSON.stringify({ ...kept, trialId: unknownId }));
+    fleet.startAgent({ nodeName: node, twinFile: bundledTwinPath('t4'), extraArgs: SLOW_TWIN });
+    await waitFor('the rejected result dropped from the outbox', 60_000, async () => !existsSync(unknownFile));
+    expect(await store.trial(unknownId)).toBeUndefined();
   });
 });

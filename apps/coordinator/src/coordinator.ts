@@ -16,6 +16,7 @@ import { VISNET_PDB } from '@hwopt/optimizer';
 import { AgentServiceService, DESCRIPTOR_SET_PATH, GRPC_CHANNEL_OPTIONS, OpsServiceService, type AgentMessage, type CoordinatorMessage } from '@hwopt/proto';
 import { createAuthenticator } from './auth.ts';
 import { createAgentService } from './grpc/agent-service.ts';
+import { withTolerantDecoding } from './grpc/decoding.ts';
 import { createOpsService } from './grpc/ops-service.ts';
 import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordinatorOptions } from './options.ts';
 
@@ -137,17 +138,18 @@ export class Coordinator {
     const server = new Server({ ...GRPC_CHANNEL_OPTIONS, 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 10_000 });
     this.#server = server;
     server.addService(
-      AgentServiceService,
+      withTolerantDecoding(AgentServiceService),
       createAgentService({
         fleet,
         registry,
         logger: logger.child({ service: 'agent' }),
         heartbeatIntervalMs: options.heartbeatIntervalMs,
+        helloTimeoutMs: options.helloTimeoutMs,
         authenticatedNodeName: (call: ServerDuplexStream<AgentMessage, CoordinatorMessage>) => authenticator.agentIdentity(call),
       }),
     );
     server.addService(
-      OpsServiceService,
+      withTolerantDecoding(OpsServiceService),
       createOpsService({
         queries: new OpsQueries({ nodes, benchmarks, configs, registry }),
         nodes,

@@ -29,6 +29,8 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs?: number;
   /** How long a run waits for its disconnected agent before its job is retried, in ms. Default 2 minutes. */
   reconnectWaitMs?: number;
+  /** Time a new agent session has to send its hello before it is closed, in ms. Default 30 s. */
+  helloTimeoutMs?: number;
   /** TLS material; all three paths together enable mutual TLS. */
   tls?: { certFile: string; keyFile: string; caFile?: string };
   /** File holding the shared token agents must present (token mode). */
@@ -52,6 +54,7 @@ export interface ResolvedCoordinatorOptions {
   benchmarkConcurrency: number;
   heartbeatIntervalMs: number;
   reconnectWaitMs: number;
+  helloTimeoutMs: number;
   tls: CoordinatorOptions['tls'];
   agentTokenFile: string | undefined;
   opsTokensFile: string | undefined;
@@ -101,6 +104,8 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions): Resolved
   if (!(trialTimeoutMs >= 1000)) throw new InvalidInputError(`--trial-timeout ${trialTimeoutMs / 1000} s must be at least 1 second`);
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
   if (!(heartbeatIntervalMs >= 1000 && heartbeatIntervalMs <= 3_600_000)) throw new InvalidInputError(`--heartbeat-interval ${heartbeatIntervalMs / 1000} s must be between 1 and 3600 seconds`);
+  const helloTimeoutMs = options.helloTimeoutMs ?? 30_000;
+  if (!(helloTimeoutMs >= 100 && helloTimeoutMs <= 600_000)) throw new InvalidInputError(`helloTimeoutMs ${helloTimeoutMs} must be between 100 and 600000 ms`);
   if (options.tls && (!options.tls.certFile || !options.tls.keyFile)) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
   const insecure = options.insecure ?? false;
   if (!isLoopback(host)) checkExposure(options, `${host}:${port}`, insecure);
@@ -117,6 +122,7 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions): Resolved
     benchmarkConcurrency: options.benchmarkConcurrency ?? 16,
     heartbeatIntervalMs,
     reconnectWaitMs: options.reconnectWaitMs ?? 120_000,
+    helloTimeoutMs,
     tls: options.tls,
     agentTokenFile: options.agentTokenFile,
     opsTokensFile: options.opsTokensFile,

@@ -53,6 +53,20 @@ describe('coordinator request validation', () => {
     return agent;
   }
 
+  /** Sends the parameter counts the new node's benchmark requests and returns its first trial assignment. */
+  async function firstAssignment(agent: RawSession): Promise<TrialAssignment> {
+    const twin = new TwinTrialExecutor(loadTwin(bundledTwinPath('t4')));
+    for (;;) {
+      const message = await agent.next(60_000);
+      if (message === null) throw new Error('the session closed before a trial was assigned');
+      if (message.describeRequest) {
+        const { requestId, architectures } = message.describeRequest;
+        agent.send({ describeResult: { requestId, parameterCounts: await twin.parameterCounts(architectures), error: '' } });
+      }
+      if (message.trialAssignment) return message.trialAssignment;
+    }
+  }
+
   async function expectHealthy(): Promise<void> {
     const health = new HealthClient(address, credentials.createInsecure());
     try {
@@ -64,7 +78,7 @@ describe('coordinator request validation', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    coordinator = new Coordinator({ listen: '127.0.0.1:0', databaseUrl: db.url }, silentLogger());
+    coordinator = new Coordinator({ listen: '127.0.0.1:0', databaseUrl: db.url, helloTimeoutMs: 1_000 }, silentLogger());
     await coordinator.start();
     address = `127.0.0.1:${coordinator.port}`;
   });
@@ -76,23 +90,16 @@ describe('coordinator request validation', () => {
     await stopTestServer();
   });
 
-  // First, while its benchmark is the only one queued: the nodes of later tests queue benchmarks too.
-  describe('duplicated trial result', () => {
-    it('is stored once and acknowledged twice', async () => {
-      const twin = new TwinTrialExecutor(loadTwin(bundledTwinPath('t4')));
-      const agent = await welcomedSession('duplicate-node');
+  // First, while their benchmarks are the only ones queued: the nodes of later tests queue benchmarks
+  // too, and never reply to them, so they hold the job slots.
+  describe('trial results of assigned trials', () => {
+    // The trial the first test stores; the second reports it from another node.
+    let stored: TrialAssignment | undefined;
 
-      // The benchmark queued for the new node first requests parameter counts, then assigns trials.
-      let assignment: TrialAssignment | undefined;
-      while (!assignment) {
-        const message = await agent.next(60_000);
-        if (message === null) throw new Error('the session closed before a trial was assigned');
-        if (message.describeRequest) {
-          const { requestId, architectures } = message.describeRequest;
-          agent.send({ describeResult: { requestId, parameterCounts: await twin.parameterCounts(architectures), error: '' } });
-        }
-        assignment = message.trialAssignment;
-      }
+    it('stores a duplicate once and acknowledges it twice', async () => {
+      const agent = await welcomedSession('duplicate-node');
+      const assignment = await firstAssignment(agent);
+      stored = assignment;
 
       const result = okResult(assignment.trialId, { gpuUuid: assignment.gpuUuid, architecture: assignment.architecture, batchSize: assignment.batchSize, iterations: assignment.iterations });
       agent.send({ trialResult: result });
@@ -106,6 +113,25 @@ describe('coordinator request validation', () => {
         const rows = (await client.query('SELECT status, gpu_seconds, wall_seconds, device_peak_mib, step_seconds_mean, parameter_count FROM trials WHERE id = $1', [assignment.trialId])).rows;
         expect(rows).toHaveLength(1);
         expect(rows[0]).toEqual({ status: 'ok', gpu_seconds: 5.5, wall_seconds: 7.25, device_peak_mib: 1200.5, step_seconds_mean: 0.25, parameter_count: '123456' });
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('denies a result for another node\'s trial', async () => {
+      if (!stored) throw new Error('the previous test stored no trial');
+      const thief = await welcomedSession('trial-thief');
+      thief.send({ trialResult: okResult(stored.trialId, { gpuUuid: stored.gpuUuid, architecture: stored.architecture, batchSize: stored.batchSize, iterations: stored.iterations, gpuSeconds: 99 }) });
+      const ack = await thief.nextOf('a rejected ack', (m) => m.resultAck);
+      expect(ack.rejectedReason).toContain('not assigned to node trial-thief');
+      const closed = await thief.closed;
+      expect(closed.code).toBe(status.PERMISSION_DENIED);
+
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        const rows = (await client.query('SELECT status, gpu_seconds FROM trials WHERE id = $1', [stored.trialId])).rows;
+        expect(rows).toEqual([{ status: 'ok', gpu_seconds: 5.5 }]);
       } finally {
         await client.end();
       }
@@ -190,15 +216,28 @@ describe('coordinator request validation', () => {
       });
     }
 
-    it('denies a result for a trial it was not given', async () => {
-      const agent = await welcomedSession('foreign-trial');
-      agent.send({ trialResult: okResult('00000000-0000-4000-8000-0000000000ff') });
+    it('tells the agent to drop a result of an unknown trial', async () => {
+      const agent = await welcomedSession('unknown-trial');
+      const unknownId = '00000000-0000-4000-8000-0000000000ff';
+      agent.send({ trialResult: okResult(unknownId) });
+      const ack = await agent.nextOf('a rejected ack', (m) => m.resultAck);
+      expect(ack.trialId).toBe(unknownId);
+      expect(ack.rejectedReason).toContain(unknownId);
+      // The session stays open: a stale outbox is no reason to cut the agent off.
+      agent.send({ trialResult: okResult(unknownId) });
+      const again = await agent.nextOf('a second rejected ack', (m) => m.resultAck);
+      expect(again.rejectedReason).not.toBe('');
+    });
+
+    it('closes a session that sends no hello', async () => {
+      const agent = session(address);
       const closed = await agent.closed;
-      expect(closed.code).toBe(status.PERMISSION_DENIED);
+      expect(closed.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(closed.details).toContain('hello');
+      await expectHealthy();
     });
 
     it('rejects bytes that are not a protobuf message', async () => {
-      // grpc-js ends a call whose message it cannot decode with INTERNAL before any hwopt code runs.
       const RawClient = makeGenericClientConstructor(
         { session: { path: '/hwopt.v1.AgentService/Session', requestStream: true, responseStream: true, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
         'AgentService',
@@ -209,7 +248,7 @@ describe('coordinator request validation', () => {
       stream.on('error', () => {});
       stream.on('data', () => {});
       stream.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
-      expect((await closed).code).toBe(status.INTERNAL);
+      expect((await closed).code).toBe(status.INVALID_ARGUMENT);
       client.close();
       await expectHealthy();
     });
@@ -251,6 +290,21 @@ describe('coordinator request validation', () => {
         expect(error?.details).toContain(field);
       });
     }
+
+    it('rejects bytes that are not a protobuf message', async () => {
+      const RawClient = makeGenericClientConstructor(
+        { listConfigs: { path: '/hwopt.v1.OpsService/ListConfigs', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
+        'OpsService',
+      );
+      const client = new RawClient(address, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+      const error = await new Promise<ServiceError | null>((resolve) => {
+        (client as unknown as { listConfigs(b: Buffer, m: Metadata, cb: (e: ServiceError | null) => void): void }).listConfigs(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), new Metadata(), resolve);
+      });
+      client.close();
+      expect(error?.code).toBe(status.INVALID_ARGUMENT);
+      expect(error?.details).toContain('ListConfigsRequest');
+      await expectHealthy();
+    });
 
     it('answers a valid request', async () => {
       expect(await listConfigs({ workload: 'visnet-pdb' })).toBeNull();

@@ -28,9 +28,18 @@ export interface FleetCoordinatorOptions {
   contactTimeoutMs?: number;
 }
 
-/** Raised when a result names a trial this node was never given. */
+/** Raised when a result names a trial that was assigned to another node. */
 export class ForeignTrialError extends Error {
   readonly code = 'FOREIGN_TRIAL';
+}
+
+/**
+ * Raised when a result names a trial the store has no record of, as after
+ * the database was reset or the agent's state folder was copied from
+ * another deployment. Such a result can never be stored.
+ */
+export class UnknownTrialError extends Error {
+  readonly code = 'UNKNOWN_TRIAL';
 }
 
 export class FleetCoordinator {
@@ -74,7 +83,8 @@ export class FleetCoordinator {
    */
   async handleTrialResult(session: AgentSession, result: TrialResultReport): Promise<{ duplicate: boolean }> {
     const trial = await this.deps.benchmarks.getTrial(result.trialId);
-    if (!trial || trial.nodeId !== session.nodeId) {
+    if (!trial) throw new UnknownTrialError(`Trial ${result.trialId} is not known to this coordinator; the result is rejected.`);
+    if (trial.nodeId !== session.nodeId) {
       throw new ForeignTrialError(`Trial ${result.trialId} was not assigned to node ${session.nodeName}; the result is rejected.`);
     }
     const stored = await this.deps.benchmarks.recordTrialResult({

@@ -110,7 +110,9 @@ export class SimulatedAgent {
       this.counts.assignments += 1;
       if (this.#write({ trialResult: this.#result(message.trialAssignment) })) this.counts.resultsSent += 1;
     } else if (message.resultAck) {
-      this.counts.acknowledgements += 1;
+      // A rejected acknowledgement means the result will never be stored, so it counts as a reject.
+      if (message.resultAck.rejectedReason) this.counts.rejects += 1;
+      else this.counts.acknowledgements += 1;
     } else if (message.describeRequest) {
       this.counts.describes += 1;
       const request = message.describeRequest;

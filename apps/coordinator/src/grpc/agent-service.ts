@@ -6,8 +6,9 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '@hwopt/common';
 import type { AgentHello, AgentLink, AgentSession, FleetCoordinator, AgentRegistry } from '@hwopt/fleet';
-import { ForeignTrialError } from '@hwopt/fleet';
+import { ForeignTrialError, UnknownTrialError } from '@hwopt/fleet';
 import type { AgentMessage, AgentServiceServer, CoordinatorMessage } from '@hwopt/proto';
+import { decoded } from './decoding.ts';
 import * as validate from './validate.ts';
 
 /**
@@ -21,6 +22,8 @@ export interface AgentServiceDeps {
   registry: AgentRegistry;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** Time a new session has to send its hello before it is closed, so that idle streams cannot pile up, in ms. */
+  helloTimeoutMs: number;
   /**
    * Returns the node name the caller's certificate proves, or null when the
    * mode proves none (token or plaintext). Throws a gRPC error to reject.
@@ -63,7 +66,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
               timeoutMs: a.timeoutMs,
             },
           }),
-        acknowledgeResult: (trialId) => send({ resultAck: { trialId } }),
+        acknowledgeResult: (trialId) => send({ resultAck: { trialId, rejectedReason: '' } }),
         cancelTrial: (trialId, reason) => send({ cancelTrial: { trialId, reason } }),
         requestDescribe: (requestId, workload, architectures) => send({ describeRequest: { requestId, workload, architectures } }),
         close: (reason) => {
@@ -96,13 +99,21 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           await store();
           return true;
         } catch (error) {
-          if (error instanceof ForeignTrialError) throw error;
+          if (error instanceof ForeignTrialError || error instanceof UnknownTrialError) throw error;
           logger.warn({ err: error, node: hello?.nodeName }, `could not store the ${what}; the session stays open`);
           return false;
         }
       };
 
-      const handle = async (message: AgentMessage) => {
+      const helloTimer = setTimeout(() => {
+        if (hello !== null || ended) return;
+        logger.warn({ timeoutMs: deps.helloTimeoutMs }, 'agent session timed out waiting for a hello; closing it');
+        end(status.DEADLINE_EXCEEDED, 'no hello arrived in time; an agent must send its hello first');
+      }, deps.helloTimeoutMs);
+      helloTimer.unref();
+
+      const handle = async (received: AgentMessage) => {
+        const message = decoded(received, 'AgentMessage');
         if (!hello) {
           if (!message.hello) throw new validate.RequestValidationError('the first message of a session must be a hello');
           const candidate = validate.hello(message.hello);
@@ -111,6 +122,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
             return;
           }
           hello = candidate;
+          clearTimeout(helloTimer);
           try {
             session = await deps.fleet.handleHello(hello, link);
           } catch (error) {
@@ -138,7 +150,18 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
         } else if (message.trialResult) {
           const result = validate.trialResult(message.trialResult);
           // Acknowledged only once stored; unacknowledged, the agent keeps it and resends it later.
-          if (await storeKeepingSession(`trial result ${result.trialId}`, () => deps.fleet.handleTrialResult(session!, result))) link.acknowledgeResult(result.trialId);
+          let stored: boolean;
+          try {
+            stored = await storeKeepingSession(`trial result ${result.trialId}`, () => deps.fleet.handleTrialResult(session!, result));
+          } catch (error) {
+            if (!(error instanceof UnknownTrialError || error instanceof ForeignTrialError)) throw error;
+            // A rejected acknowledgement lets the agent drop the result; without it the agent would resend it on every reconnect.
+            send({ resultAck: { trialId: result.trialId, rejectedReason: error.message } });
+            if (error instanceof ForeignTrialError) throw error;
+            logger.warn({ node: hello.nodeName, trialId: result.trialId }, 'trial result rejected: unknown trial id; the agent drops it');
+            return;
+          }
+          if (stored) link.acknowledgeResult(result.trialId);
         } else if (message.describeResult) {
           const d = validate.describeResult(message.describeResult);
           deps.registry.completeDescribe(session!.nodeName, d.requestId, d.parameterCounts, d.error);
@@ -164,6 +187,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           });
       });
       const finish = (reason: string) => {
+        clearTimeout(helloTimer);
         const current = session;
         session = null;
         if (!ended) {

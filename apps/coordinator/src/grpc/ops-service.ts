@@ -8,6 +8,7 @@ import type { Logger } from '@hwopt/common';
 import { UnknownNodeError, type BenchmarkEvent, type BenchmarkEvents, type BenchmarkJob, type ConfigView, type FleetNodeView, type OpsQueries, type RunView } from '@hwopt/fleet';
 import type { NodeRepository } from '@hwopt/db';
 import type { BenchmarkEvent as BenchmarkEventMessage, FleetNode, OpsServiceServer, StageConfig } from '@hwopt/proto';
+import { decoded } from './decoding.ts';
 import * as validate from './validate.ts';
 
 export type OpsRole = 'read' | 'admin';
@@ -40,7 +41,7 @@ function unary<Req, Res>(deps: OpsServiceDeps, role: OpsRole, name: string, fn: 
     const started = performance.now();
     Promise.resolve()
       .then(() => deps.authorize(call as ServerUnaryCall<unknown, unknown>, role))
-      .then(() => fn(call.request))
+      .then(() => fn(decoded(call.request, `${name}Request`)))
       .then(
         (response) => {
           deps.logger.debug({ method: name, durationMs: Math.round(performance.now() - started) }, 'ops request');
@@ -182,6 +183,7 @@ export function createOpsService(deps: OpsServiceDeps): OpsServiceServer {
     watchBenchmarks(call) {
       try {
         deps.authorize(call as ServerWritableStream<unknown, unknown>, 'read');
+        decoded(call.request, 'WatchBenchmarksRequest');
       } catch (error) {
         call.emit('error', toStatus(error, deps.logger));
         return;
