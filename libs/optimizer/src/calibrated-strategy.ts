@@ -15,7 +15,9 @@
  *   narrowed by the memory model's prediction with a safety margin
  *   (cost-model.ts). An unmeasured candidate's interval is predicted from
  *   the measured ones with a margin, and only inside the measured range of
- *   layers and channels (efficiency-model.ts).
+ *   layers and channels (efficiency-model.ts), and from a step-time model
+ *   across every measured architecture at the memory model's maxBatch
+ *   interval (time-model.ts).
  * - The winner is always resolved exactly and verified by a stress trial.
  *
  * Probes towards a maxBatch are chosen to prove it in the fewest expected
@@ -31,6 +33,7 @@ import type { ResolvedOptimizeOptions } from './options.ts';
 import { buildStagePick, type StagePick } from './stage-pick.ts';
 import { compareEfficiency, cycleMinutes, efficiencyScore, type EfficiencyScore } from './stage-rules.ts';
 import { distanceInterval, stepLowerBound, stepUpperBound, surelyBeats, type EfficiencyInterval, type StepPoint } from './step-bounds.ts';
+import { TimeModel } from './time-model.ts';
 import { architectureKey, type TrialLedger, type TrialObservation } from './trial-ledger.ts';
 import type { Architecture, StageName } from './types.ts';
 import { scaledStartBatchSize } from './workload.ts';
@@ -71,6 +74,7 @@ class PriorContradictedError extends Error {}
 
 class CalibratedSearch {
   private cachedModel: { observations: number; model: CostModel } | null = null;
+  private cachedTimeModel: { observations: number; model: TimeModel } | null = null;
   /** Per architecture, how many recent predictions a measurement contradicted. */
   private readonly misses = new Map<string, number>();
 
@@ -234,14 +238,6 @@ class CalibratedSearch {
       }
     }
 
-    // Not measured yet: a prediction from measured candidates of the stage, when they support one.
-    // NOTE: a candidate ruled out by this prediction is never measured. The margin (three held-out
-    // RMS errors, at least a factor of 1.28) and predicting only inside the measured layers and
-    // channels keep the pick exact on the twins tested, but they are not a proof. Measured
-    // bounds would need about two trials per candidate, more than the whole budget.
-    const forecast = points.length === 0 ? predicted?.predict(a) : undefined;
-    if (forecast !== undefined) return { candidate, fits: lower >= 1, interval: forecast, exact: null };
-
     let low = Math.max(lower, 1);
     let high = upper;
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
@@ -253,6 +249,18 @@ class CalibratedSearch {
         high = predictedHigh;
       }
     }
+
+    // Not measured yet: predictions from the stage's measured candidates (efficiency-model.ts) and
+    // from the step times of every measured architecture at the predicted maxBatch interval
+    // (time-model.ts). Both claim to hold, so the candidate gets their intersection.
+    // NOTE: a candidate ruled out by these predictions is never measured. Their margins (three
+    // held-out RMS errors, at least a factor of 1.28) and predicting only inside the measured
+    // architectures keep the pick exact on the twins tested, but they are not a proof. Measured
+    // bounds would need about two trials per candidate, more than the whole budget.
+    if (points.length === 0) {
+      const forecast = intersect(predicted?.predict(a), prediction === undefined ? undefined : this.timeForecast(a, low, high));
+      if (forecast !== undefined) return { candidate, fits: lower >= 1, interval: forecast, exact: null };
+    }
     const stepLowAtHigh = stepLowerBound(points, high);
     const stepHighAtLow = stepUpperBound(points, low);
     const interval: EfficiencyInterval = {
@@ -262,6 +270,28 @@ class CalibratedSearch {
       throughputHigh: stepLowAtHigh > 0 ? high / stepLowAtHigh : Number.POSITIVE_INFINITY,
     };
     return { candidate, fits: lower >= 1, interval, exact: null };
+  }
+
+  private get timeModel(): TimeModel {
+    const count = this.ledger.all().length;
+    if (this.cachedTimeModel === null || this.cachedTimeModel.observations !== count) {
+      this.cachedTimeModel = { observations: count, model: new TimeModel(this.ledger.all(), this.context.parametersOf) };
+    }
+    return this.cachedTimeModel.model;
+  }
+
+  /** Predicts an unmeasured candidate's interval from the time model, for a maxBatch somewhere in [low, high]. */
+  private timeForecast(a: Architecture, low: number, high: number): EfficiencyInterval | undefined {
+    const atLow = this.timeModel.predictStep(a, low);
+    const atHigh = this.timeModel.predictStep(a, high);
+    if (atLow === undefined || atHigh === undefined) return undefined;
+    const cycleBatches = this.options.workload.cycleBatches;
+    return {
+      cycleLow: cycleMinutes(cycleBatches, atLow[0]),
+      cycleHigh: cycleMinutes(cycleBatches, atHigh[2]),
+      throughputLow: low / atLow[2],
+      throughputHigh: high / atHigh[0],
+    };
   }
 
   async efficiency(stage: 'validation' | 'prototyping'): Promise<StagePick | null> {
@@ -323,6 +353,19 @@ class CalibratedSearch {
     if (wanted.has('prototyping')) picks.prototyping = await this.efficiency('prototyping');
     return picks;
   }
+}
+
+/** Intersects two intervals that each claim to hold; undefined when neither exists or they contradict each other. */
+function intersect(a: EfficiencyInterval | undefined, b: EfficiencyInterval | undefined): EfficiencyInterval | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  const both = {
+    cycleLow: Math.max(a.cycleLow, b.cycleLow),
+    cycleHigh: Math.min(a.cycleHigh, b.cycleHigh),
+    throughputLow: Math.max(a.throughputLow, b.throughputLow),
+    throughputHigh: Math.min(a.throughputHigh, b.throughputHigh),
+  };
+  return both.cycleLow <= both.cycleHigh && both.throughputLow <= both.throughputHigh ? both : undefined;
 }
 
 /** Collapses a measured candidate's interval to its geometric midpoint, as a sample for the efficiency model. */
