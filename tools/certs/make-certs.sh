@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes the TLS material and tokens of a hwopt deployment with openssl:
 # a private CA, the coordinator's server certificate, one client
-# certificate per node (common name = node name, which the coordinator
-# binds the agent's identity to), ops client certificates, and the tokens
-# of the shared-token mode and of the ops roles.
+# certificate per node (OU hwopt-agent, common name = node name, which
+# the coordinator binds the agent's identity to), ops client certificates
+# (OU hwopt-ops), and the tokens of the shared-token mode and of the ops
+# roles.
 #
 # Files that already exist in OUT_DIR are kept, so running it again with
 # more --node flags adds nodes signed by the same CA. Private keys and
@@ -17,8 +18,8 @@ Usage: make-certs.sh OUT_DIR [--host NAME]... [--node NAME]... [--ops NAME]... [
   OUT_DIR       folder to write into (created with mode 0700)
   --host NAME   extra DNS name or IP address of the coordinator for the server
                 certificate; localhost and 127.0.0.1 are always included
-  --node NAME   make a client certificate for this agent node (CN = NAME)
-  --ops NAME    make an ops client certificate (CN = NAME); default hwopt-ops
+  --node NAME   make a client certificate for this agent node (OU = hwopt-agent, CN = NAME)
+  --ops NAME    make an ops client certificate (OU = hwopt-ops, CN = NAME); default hwopt-ops
   --days N      validity of new certificates in days (default 365; CA 3650)
 
 An existing file is kept: delete server.pem to make it again with new --host names.
@@ -74,20 +75,20 @@ new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
 }
 
-# sign NAME CN EXTENSIONS: makes NAME.pem and NAME-key.pem signed by the CA.
+# sign NAME SUBJECT EXTENSIONS: makes NAME.pem and NAME-key.pem signed by the CA.
 sign() {
-  local name="$1" cn="$2" extensions="$3"
+  local name="$1" subject="$2" extensions="$3"
   if [[ -f "$name.pem" && -f "$name-key.pem" ]]; then
     echo "kept    $name.pem"
     return
   fi
   new_key "$name-key.pem"
-  openssl req -new -key "$name-key.pem" -subj "/CN=$cn" -out "$work/$name.csr"
+  openssl req -new -key "$name-key.pem" -subj "$subject" -out "$work/$name.csr"
   printf '%s\n' "$extensions" >"$work/$name.ext"
   openssl x509 -req -in "$work/$name.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -CAserial "$work/ca.srl" \
     -days "$days" -sha256 -extfile "$work/$name.ext" -out "$name.pem" 2>/dev/null
   chmod 644 "$name.pem"
-  echo "created $name.pem (CN=$cn)"
+  echo "created $name.pem ($subject)"
 }
 
 if [[ -f ca.pem && -f ca-key.pem ]]; then
@@ -105,7 +106,7 @@ san='DNS:localhost,IP:127.0.0.1,IP:::1'
 for host in "${hosts[@]}"; do
   if [[ "$host" =~ ^[0-9.]+$ || "$host" == *:* ]]; then san+=",IP:$host"; else san+=",DNS:$host"; fi
 done
-sign server "${hosts[0]:-localhost}" "basicConstraints=critical,CA:FALSE
+sign server "/CN=${hosts[0]:-localhost}" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=$san"
@@ -113,8 +114,10 @@ subjectAltName=$san"
 client_extensions='basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth'
-for node in "${nodes[@]}"; do sign "node-$node" "$node" "$client_extensions"; done
-for name in "${ops_names[@]}"; do sign "ops-$name" "$name" "$client_extensions"; done
+# The organizational unit binds a client certificate to its role: the coordinator accepts
+# OU=hwopt-agent only from agents and OU=hwopt-ops only on ops calls.
+for node in "${nodes[@]}"; do sign "node-$node" "/OU=hwopt-agent/CN=$node" "$client_extensions"; done
+for name in "${ops_names[@]}"; do sign "ops-$name" "/OU=hwopt-ops/CN=$name" "$client_extensions"; done
 
 # 32 random bytes as hex: the coordinator requires at least 16 characters.
 new_token() {

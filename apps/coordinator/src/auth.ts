@@ -2,7 +2,9 @@
  * Who may call the coordinator. Agents prove their node with a client
  * certificate (mutual TLS, the certificate's common name is the node name)
  * or, in small setups, with a shared token. Ops clients present a token
- * with a read-only or admin role. Tokens and key material never go into
+ * with a read-only or admin role. Under mutual TLS the certificate's
+ * organizational unit binds it to one role, so an ops certificate cannot
+ * register a node and a node's certificate cannot make ops calls. Tokens and key material never go into
  * logs or error details: messages name the file, never its content.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -24,12 +26,22 @@ export interface Authenticator {
   /**
    * Returns the node name the client certificate proves, or null in TLS
    * and plaintext modes. Throws a gRPC UNAUTHENTICATED error when the
-   * certificate has no common name or the agent token is missing or wrong.
+   * certificate has no common name or the agent token is missing or wrong,
+   * and PERMISSION_DENIED for a certificate without OU hwopt-agent.
    */
   agentIdentity(call: CallLike): string | null;
-  /** Throws UNAUTHENTICATED for a missing or unknown ops token, PERMISSION_DENIED for a read-only token on an admin call. */
+  /**
+   * Throws UNAUTHENTICATED for a missing or unknown ops token, and
+   * PERMISSION_DENIED for a read-only token on an admin call or, under
+   * mutual TLS, for a certificate without OU hwopt-ops.
+   */
   authorizeOps(call: CallLike, role: OpsRole): void;
 }
+
+/** Organizational unit (OU) of agent certificates, as tools/certs/make-certs.sh writes them. */
+export const AGENT_CERTIFICATE_UNIT = 'hwopt-agent';
+/** Organizational unit (OU) of ops client certificates. */
+export const OPS_CERTIFICATE_UNIT = 'hwopt-ops';
 
 /** Tokens: printable ASCII without spaces, as the `Bearer` header carries them. */
 const TOKEN_PATTERN = /^[\x21-\x7e]{16,512}$/;
@@ -60,6 +72,13 @@ function readPublicFile(path: string, flag: string): Buffer {
   } catch (error) {
     throw new InvalidInputError(`${flag} ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); pass a readable file`);
   }
+}
+
+/** Values of one subject field of the peer's certificate (a field may repeat). */
+function subjectField(call: CallLike, field: 'CN' | 'OU'): string[] {
+  const value = call.getAuthContext().sslPeerCertificate?.subject?.[field] as string | string[] | undefined;
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
 }
 
 function bearerToken(metadata: Metadata): string | null {
@@ -159,9 +178,11 @@ export function createAuthenticator(options: ResolvedCoordinatorOptions, logger:
     agentIdentity(call) {
       let nodeName: string | null = null;
       if (mode === 'mutual-tls') {
-        const subject = call.getAuthContext().sslPeerCertificate?.subject;
-        const commonName: string | undefined = Array.isArray(subject?.CN) ? subject.CN[0] : subject?.CN;
+        const commonName = subjectField(call, 'CN')[0];
         if (!commonName) throw grpcError(status.UNAUTHENTICATED, 'a client certificate with the node name as its common name is required');
+        if (!subjectField(call, 'OU').includes(AGENT_CERTIFICATE_UNIT)) {
+          throw grpcError(status.PERMISSION_DENIED, `client certificate ${commonName} is not an agent certificate (OU=${AGENT_CERTIFICATE_UNIT}); make one with make-certs.sh --node NAME`);
+        }
         nodeName = commonName;
       }
       // With mutual TLS a configured token is required as well.
@@ -172,6 +193,10 @@ export function createAuthenticator(options: ResolvedCoordinatorOptions, logger:
       return nodeName;
     },
     authorizeOps(call, role) {
+      if (mode === 'mutual-tls' && !subjectField(call, 'OU').includes(OPS_CERTIFICATE_UNIT)) {
+        const commonName = subjectField(call, 'CN')[0] ?? '(no common name)';
+        throw grpcError(status.PERMISSION_DENIED, `client certificate ${commonName} is not an ops certificate (OU=${OPS_CERTIFICATE_UNIT}); make one with make-certs.sh --ops NAME`);
+      }
       if (opsTokens === null) return;
       const presented = bearerToken(call.metadata);
       const entry = presented === null ? undefined : opsTokens.find((e) => sameSecret(e.token, presented));

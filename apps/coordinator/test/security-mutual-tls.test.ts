@@ -107,6 +107,24 @@ describe('coordinator with mutual TLS', () => {
     expect(fleet.map((n) => n.nodeName)).not.toContain('node-b');
   });
 
+  it('denies an ops certificate registering a node', async () => {
+    const agent = session(address, tlsCredentials(certs, 'ops-hwopt-ops'));
+    agent.send({ hello: t4Hello('hwopt-ops') });
+    const closed = await agent.closed;
+    expect(closed.code).toBe(status.PERMISSION_DENIED);
+    expect(closed.details).toContain('not an agent certificate');
+    const fleet = await opsClient(readToken).fleet();
+    expect(fleet.map((n) => n.nodeName)).not.toContain('hwopt-ops');
+  });
+
+  it('denies a node certificate an ops call', async () => {
+    const ops = new OpsHarnessClient(address, { credentials: tlsCredentials(certs, 'node-node-a'), token: adminToken });
+    const error = await ops.configs().catch((e: { code: number; details: string }) => e);
+    ops.close();
+    expect(error).toMatchObject({ code: status.PERMISSION_DENIED });
+    expect((error as { details: string }).details).toContain('not an ops certificate');
+  });
+
   it('serves ops reads to a read-only token', async () => {
     const ops = opsClient(readToken);
     await expect(ops.configs()).resolves.toEqual([]);
