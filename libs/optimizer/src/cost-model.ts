@@ -194,7 +194,12 @@ export class CostModel {
         const b = own.reduce((s, p) => s + p.batchSize, 0) / own.length;
         const predicted = (dot(this.row(fit, { ...own[0]!, batchSize: b + 1 }), coefficients) - dot(this.row(fit, { ...own[0]!, batchSize: b }), coefficients));
         const actual = ownLaw.perSampleMiB + ownLaw.perSampleSquaredMiB * (2 * b + 1);
-        slopeError = Math.max(slopeError, Math.abs(predicted - actual) / Math.max(actual, 1e-9));
+        // Rounding of g MiB leaves a slope measured across `span` samples uncertain by g / span, so
+        // only the part of the difference beyond that counts against the regression.
+        const batchSizes = own.map((p) => p.batchSize);
+        const span = Math.max(1, Math.max(...batchSizes) - Math.min(...batchSizes));
+        const measurementError = this.granularityEstimateMiB() / span;
+        slopeError = Math.max(slopeError, Math.max(0, Math.abs(predicted - actual) - measurementError) / Math.max(actual, 1e-9));
         slopeCount += 1;
       }
     }
