@@ -10,14 +10,14 @@
  *   measurement bound maxBatch from both sides.
  * - An efficiency candidate is ruled out when its interval of cycle
  *   minutes and throughput cannot beat a candidate proven to fit. A
- *   measured candidate's step interval comes from its own steps
- *   (step-bounds.ts), and its maxBatch interval is the measured bounds
- *   narrowed by the memory model's prediction with a safety margin
- *   (cost-model.ts). An unmeasured candidate's interval is predicted from
- *   the measured ones with a margin, and only inside the measured range of
- *   layers and channels (efficiency-model.ts), and from a step-time model
- *   across every measured architecture at the memory model's maxBatch
- *   interval (time-model.ts).
+ *   candidate's maxBatch interval is the measured bounds narrowed by the
+ *   memory model's prediction with a safety margin (cost-model.ts). A
+ *   step-time model across every measured architecture, with a margin,
+ *   bounds the step over that interval (time-model.ts). A measured
+ *   candidate's interval also comes from its own steps (step-bounds.ts).
+ *   An unmeasured candidate's interval is also predicted from the measured
+ *   ones with a margin, and only inside the measured range of layers and
+ *   channels (efficiency-model.ts).
  * - The winner is always resolved exactly and verified by a stress trial.
  *
  * Probes towards a maxBatch are chosen to prove it in the fewest expected
@@ -77,6 +77,8 @@ class CalibratedSearch {
   private cachedTimeModel: { observations: number; model: TimeModel } | null = null;
   /** Per architecture, how many recent predictions a measurement contradicted. */
   private readonly misses = new Map<string, number>();
+  /** How many recent probes aimed by a regressed prediction, on any architecture, did not fit. */
+  private regressedMisses = 0;
 
   constructor(private readonly context: CalibratedContext) {}
 
@@ -132,7 +134,7 @@ class CalibratedSearch {
    * prove maxBatch (boundary-search.ts). Without one, the proven bracket is
    * bisected, or the search doubles from the stage's start size.
    */
-  private nextProbe(stage: StageName, a: Architecture, feasibleIterations: number): { batchSize: number; finalIfFeasible: number; belief: BoundaryBelief | null } | null {
+  private nextProbe(stage: StageName, a: Architecture, feasibleIterations: number): { batchSize: number; finalIfFeasible: number; belief: BoundaryBelief | null; regressed?: boolean } | null {
     const { lower, upper } = this.ledger.bounds(a);
     if (upper < 1 || lower === upper) return null;
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
@@ -150,6 +152,9 @@ class CalibratedSearch {
       // A law not yet measured on this architecture: aim a little low, so that the probe most
       // likely fits and pins the law close to its limit.
       spread = Math.min(prediction.margin / 2, REGRESSED_UNDERSHOOT * prediction.estimate) / WIDE_BRACKET_UNDERSHOOT_SPREADS;
+      // A probe that runs out of memory adds no peak, so the regression cannot learn from it. Each
+      // regressed probe that did not fit doubles the spread of the next, on any architecture.
+      spread *= 2 ** this.regressedMisses;
     }
     // Each prediction a measurement contradicted doubles the spread, so a biased model cannot
     // walk the bracket one batch size at a time.
@@ -158,7 +163,7 @@ class CalibratedSearch {
     const lowerObservation = lower >= 1 ? this.ledger.feasibleAt(a, lower) : undefined;
     const lowerNeedsVerify = feasibleIterations > PROBE_ITERATIONS && lowerObservation !== undefined && (lowerObservation.source !== 'run' || lowerObservation.iterations < feasibleIterations);
     const probe = chooseBoundaryProbe(lower, upper, belief, { lowerNeedsVerify, upperProven: upper < this.ledger.maxBatchSize });
-    return probe === null ? null : { ...probe, belief };
+    return probe === null ? null : { ...probe, belief, regressed: prediction.source === 'regressed' };
   }
 
   /** Takes one step towards proving maxBatch(a); returns false when it is already proven. */
@@ -174,6 +179,8 @@ class CalibratedSearch {
       const likelihood = outcomeProbability(next.belief, next.batchSize, feasible);
       const misses = this.misses.get(key) ?? 0;
       this.misses.set(key, likelihood < CONTRADICTION_PROBABILITY ? misses + 1 : Math.max(0, misses - 1));
+      // A regressed prediction's probe aims where it most likely fits, so not fitting counts against it.
+      if (next.regressed === true) this.regressedMisses = feasible ? Math.max(0, this.regressedMisses - 1) : this.regressedMisses + 1;
     }
     return true;
   }
@@ -269,6 +276,11 @@ class CalibratedSearch {
       throughputLow: low / stepHighAtLow,
       throughputHigh: stepLowAtHigh > 0 ? high / stepLowAtHigh : Number.POSITIVE_INFINITY,
     };
+    // The time model bounds a measured candidate too. Where the two disagree, the measured bounds alone count.
+    if (prediction !== undefined) {
+      const both = intersect(interval, this.timeForecast(a, low, high));
+      if (both !== undefined) return { candidate, fits: lower >= 1, interval: both, exact: null };
+    }
     return { candidate, fits: lower >= 1, interval, exact: null };
   }
 
@@ -339,6 +351,7 @@ class CalibratedSearch {
       } catch (error) {
         if (!(error instanceof PriorContradictedError)) throw error;
         this.misses.clear();
+        this.regressedMisses = 0;
       }
     }
   }
