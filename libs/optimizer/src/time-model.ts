@@ -19,9 +19,9 @@ import type { Architecture } from './types.ts';
 /** Smallest half-width of a predicted step interval in log space (a factor of e^0.25, about 1.28). */
 const MIN_TIME_LOG_MARGIN = 0.25;
 /** Measured architectures needed before any fit. */
-const MIN_TIME_ARCHITECTURES = 5;
+const MIN_TIME_ARCHITECTURES = 4;
 /** Held-out architectures inside the others' range needed to size the error. */
-const MIN_HELD_OUT = 3;
+const MIN_HELD_OUT = 2;
 
 type TimeFeature = 'P' | 'b' | 'b*LC' | 'b*P';
 
@@ -97,8 +97,8 @@ export class TimeModel {
     if (keys.length < MIN_TIME_ARCHITECTURES) return null;
     let best: TimeFit | null = null;
     for (const features of TIME_FEATURE_LADDER) {
-      // Each held-out fit must still have more architectures than coefficients.
-      if (keys.length - 1 <= features.length + 1) continue;
+      // Each held-out fit must still have at least as many architectures as coefficients.
+      if (keys.length - 1 < features.length + 1) continue;
       const coefficients = solve(features, samples);
       if (coefficients === null) continue;
       let squared = 0;
