@@ -246,7 +246,9 @@ class CalibratedSearch {
     }
 
     let low = Math.max(lower, 1);
-    let high = upper;
+    // The bound from measured peaks relies on the memory model's slope, so, like a prediction, it
+    // narrows the interval for ruling candidates out but never proves maxBatch.
+    let high = Math.max(low, Math.min(upper, this.model.maxBatchUpperBound(a, this.ledger.limitMiB)));
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
     if (prediction !== undefined) {
       const predictedLow = Math.max(low, prediction.estimate - prediction.margin);

@@ -383,6 +383,38 @@ export class CostModel {
     return distinct >= 3 ? this.granularityEstimateMiB() : Math.min(this.granularityEstimateMiB(), TYPICAL_GRANULARITY_MIB);
   }
 
+  /**
+   * Returns a batch size that `a` cannot fit beyond under `limitMiB`, from
+   * its measured peak nearest the limit and a lower bound on its per-sample
+   * memory; Infinity when nothing bounds it. A peak P measured at b0 means
+   * that the unrounded peak there exceeds P - g, for a rounding step g.
+   * Memory is taken to be convex in the batch size, so beyond b0 it grows by
+   * at least the lower slope per sample, and any b with
+   * P - g + slope (b - b0) > limit runs out of memory.
+   */
+  maxBatchUpperBound(a: Architecture, limitMiB: number): number {
+    const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a) && p.peakMiB <= limitMiB);
+    if (own.length === 0) return Number.POSITIVE_INFINITY;
+    // Real peaks vary a little from run to run, so the rounding step is taken to be at least a small share of the limit.
+    const granularity = Math.max(this.granularityEstimateMiB(), PEAK_NOISE_FRACTION * limitMiB);
+    const top = own.reduce((x, y) => (y.peakMiB > x.peakMiB || (y.peakMiB === x.peakMiB && y.batchSize > x.batchSize) ? y : x));
+    let slope = 0;
+    // Two measured peaks bound the average slope between them from below, and a convex law's
+    // slope beyond them is no smaller.
+    for (const p of own) {
+      if (p.batchSize < top.batchSize) slope = Math.max(slope, (top.peakMiB - p.peakMiB - granularity) / (top.batchSize - p.batchSize));
+    }
+    // The regression's slope, less three held-out slope errors.
+    const regressed = this.regressedLaw(a);
+    const fit = this.global;
+    if (regressed !== undefined && fit !== null && Number.isFinite(fit.heldOutSlopeError)) {
+      const factor = 1 - Math.min(3 * fit.heldOutSlopeError + SLOPE_FLOOR_ERROR, 1);
+      slope = Math.max(slope, factor * (regressed.perSampleMiB + 2 * regressed.perSampleSquaredMiB * top.batchSize));
+    }
+    if (!(slope > 0)) return Number.POSITIVE_INFINITY;
+    return top.batchSize + Math.floor((limitMiB - top.peakMiB + granularity) / slope);
+  }
+
   private largestMeasuredBatch(): number {
     let largest = 0;
     for (const p of this.current) largest = Math.max(largest, p.batchSize);
@@ -440,6 +472,10 @@ export class CostModel {
  * this fraction of the distance (tuned on the synthetic twins).
  */
 const EXTRAPOLATION_SPREAD = 0.15;
+/** Run-to-run variation of a measured peak that maxBatchUpperBound allows for, as a fraction of the limit. */
+const PEAK_NOISE_FRACTION = 0.005;
+/** Relative slope error always allowed for the regression's slope in maxBatchUpperBound. */
+const SLOPE_FLOOR_ERROR = 0.2;
 /** PyTorch's CUDA caching allocator rounds allocations above 10 MiB up to multiples of 2 MiB (kRoundLarge in c10/cuda/CUDACachingAllocator.cpp). */
 const TYPICAL_GRANULARITY_MIB = 2;
 /** Largest allocator rounding step the margins allow for, in MiB. */
