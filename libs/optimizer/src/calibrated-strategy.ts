@@ -361,9 +361,11 @@ class CalibratedSearch {
   private async runStages(): Promise<Record<StageName, StagePick | null>> {
     const picks: Record<StageName, StagePick | null> = { production: null, validation: null, prototyping: null, smoke_test: null };
     const wanted = new Set(this.options.stages);
-    // Production first: its large architectures calibrate the memory model for the rest.
-    if (wanted.has('production')) picks.production = await this.production();
+    // The smoke test's single trial first, so that the memory regression has a second, small
+    // architecture as soon as production's first probe lands. Production next: its large
+    // architectures calibrate the memory model for the rest.
     if (wanted.has('smoke_test')) picks.smoke_test = await this.smokeTest();
+    if (wanted.has('production')) picks.production = await this.production();
     if (wanted.has('validation')) picks.validation = await this.efficiency('validation');
     if (wanted.has('prototyping')) picks.prototyping = await this.efficiency('prototyping');
     return picks;
