@@ -91,6 +91,11 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // Node would stop the process anyway; logging first leaves the cause in the structured log.
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled promise rejection; exiting so that a supervisor restarts the coordinator');
+    process.exit(1);
+  });
 
   try {
     await coordinator.start();

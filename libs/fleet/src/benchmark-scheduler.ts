@@ -8,6 +8,7 @@
  */
 import PgBoss from 'pg-boss';
 import type { Logger } from '@hwopt/common';
+import { QueueDatabase } from './queue-database.ts';
 import type { StageName } from '@hwopt/optimizer';
 
 export const BENCHMARK_QUEUE = 'hwopt-benchmark';
@@ -42,11 +43,14 @@ export interface BenchmarkSchedulerOptions {
 
 export class BenchmarkScheduler {
   readonly #boss: PgBoss;
+  readonly #database: QueueDatabase;
   #started = false;
   #stopping: Promise<void> | undefined;
 
   constructor(private readonly options: BenchmarkSchedulerOptions) {
-    this.#boss = new PgBoss({ connectionString: options.databaseUrl, schema: 'pgboss', max: 4 });
+    // Our own connection, so that statements are retried while PostgreSQL restarts (queue-database.ts).
+    this.#database = new QueueDatabase({ connectionString: options.databaseUrl, logger: options.logger, max: 4 });
+    this.#boss = new PgBoss({ db: this.#database, schema: 'pgboss' });
     this.#boss.on('error', (error) => options.logger.error({ err: error }, 'job queue error'));
   }
 
@@ -125,8 +129,9 @@ export class BenchmarkScheduler {
 
   /** Stops taking jobs, waits for running ones up to `timeoutMs`, then closes. Safe to call twice. */
   stop(timeoutMs = 10_000): Promise<void> {
-    if (!this.#started) return Promise.resolve();
-    this.#stopping ??= this.#boss.stop({ graceful: true, timeout: timeoutMs, wait: true, close: true });
+    if (!this.#started) return this.#database.close();
+    // pg-boss closes only a connection it opened itself, so ours is closed after it stops.
+    this.#stopping ??= this.#boss.stop({ graceful: true, timeout: timeoutMs, wait: true, close: true }).finally(() => this.#database.close());
     return this.#stopping;
   }
 }

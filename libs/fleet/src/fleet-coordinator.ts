@@ -189,7 +189,10 @@ export class FleetCoordinator {
   async recoverAbandonedRuns(staleAfterMs: number): Promise<number> {
     const staleBefore = new Date(Date.now() - staleAfterMs);
     const runs = await this.deps.benchmarks.interruptAbandonedRuns('the coordinator running it stopped', staleBefore);
-    await this.queue?.releaseAbandonedJobs?.([...new Set(runs.map((run) => run.nodeName))], staleBefore);
+    // A node this process is benchmarking has a live job (a retry after a store outage left the
+    // old run behind), and failing that job would start the same benchmark twice.
+    const idle = runs.map((run) => run.nodeName).filter((name) => !this.#running.has(name));
+    await this.queue?.releaseAbandonedJobs?.([...new Set(idle)], staleBefore);
     for (const run of runs) {
       this.deps.logger.warn({ runId: run.id, node: run.nodeName }, 'benchmark run was abandoned; queueing it again');
       await this.queue?.enqueue({ nodeName: run.nodeName, gpuUuid: run.gpuUuid, reason: 'interrupted' });
