@@ -285,7 +285,10 @@ async function main(): Promise<void> {
     faults.push({ fault: 'PostgreSQL stopped, back in 15 s', detail: pgTrial ? `trial on ${pgTrial.nodeName}` : 'no trial was in flight', trialId: pgTrial?.trialId ?? null });
 
     // Every node ends with its configs and no run left running.
+    // A coordinator that exits by itself (a crash) ends the wait: nothing would settle after it.
+    const coordinatorExit = () => fleet.coordinator?.process.exitCode ?? null;
     const settled = await waitFor('every run finished', flags.settleS * 1000, async () => {
+      if (coordinatorExit() !== null) throw Object.assign(new Error(`the coordinator exited with code ${coordinatorExit()}`), { fatal: true });
       const running = await store.query<{ n: number }>("SELECT count(*)::int AS n FROM benchmark_runs WHERE status = 'running'").catch(() => [{ n: -1 }]);
       const configured = await store.query<{ n: number }>('SELECT count(DISTINCT node_id)::int AS n FROM recommended_configs').catch(() => [{ n: -1 }]);
       return running[0]!.n === 0 && configured[0]!.n >= allNodes.length;
@@ -323,6 +326,7 @@ async function main(): Promise<void> {
       ['trials by status', byStatus.map((r) => `${r.status} ${r.n}`).join(', ')],
       ['benchmark runs by status', runs.map((r) => `${r.status} ${r.n}`).join(', ')],
       ['every run finished, every node configured', settled ? 'yes' : `no, after ${flags.settleS} s`],
+      ['coordinator exited by itself', coordinatorExit() === null ? 'no' : `yes, code ${coordinatorExit()} (see logs/coordinator.log)`],
       ['pg-boss benchmark jobs by state', jobs.map((r) => `${r.state} ${r.n}`).join(', ') || 'unknown'],
       ['wall time, s', Math.round((Date.now() - startedAt) / 1000)],
     ];
