@@ -203,10 +203,10 @@ export class CostModel {
         slopeCount += 1;
       }
     }
-    // Too few held-out architectures to judge: report an error large enough that predictions narrow nothing.
+    // Too few held-out points to judge: report an error large enough that predictions narrow nothing.
     return {
       heldOutRmsMiB: count >= 2 ? Math.sqrt(squared / count) : Number.POSITIVE_INFINITY,
-      heldOutSlopeError: slopeCount >= 2 ? slopeError : Number.POSITIVE_INFINITY,
+      heldOutSlopeError: heldOutSlopeErrorOf(slopeCount, slopeError),
     };
   }
 
@@ -480,6 +480,20 @@ const SLOPE_FLOOR_ERROR = 0.2;
 const TYPICAL_GRANULARITY_MIB = 2;
 /** Largest allocator rounding step the margins allow for, in MiB. */
 const MAX_GRANULARITY_MIB = 1024;
+
+/**
+ * Smallest held-out slope error reported when only one architecture with
+ * two or more measured sizes (usually production's) could be held out,
+ * because one sample may understate the error (set on the synthetic twins).
+ */
+const SINGLE_SLOPE_ERROR_FLOOR = 0.1;
+
+/** Returns the held-out slope error to report from `count` held-out architectures whose largest error was `error`. */
+function heldOutSlopeErrorOf(count: number, error: number): number {
+  if (count >= 2) return error;
+  if (count === 1) return Math.max(error, SINGLE_SLOPE_ERROR_FLOOR);
+  return Number.POSITIVE_INFINITY;
+}
 
 function greatestCommonDivisor(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
