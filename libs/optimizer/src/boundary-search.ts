@@ -63,15 +63,16 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
   if (lower >= upper) return null;
   let spread = Math.max(belief.spread, 0.25);
   let estimate = belief.estimate;
-  // A prediction outside the proven bracket missed by at least that distance: centre the belief
-  // as far inside the bracket, at most halfway, and widen it to match.
+  // A prediction outside the proven bracket missed by at least that distance, so widen the belief
+  // to match (at most half the bracket). Its error is most likely the smallest that the bracket
+  // allows, so centre the belief on the bracket's nearer end.
   const halfWidth = (upper - lower) / 2;
   if (estimate > upper) {
     spread = Math.max(spread, Math.min(estimate - upper, halfWidth));
-    estimate = Math.max(lower + halfWidth, upper - (estimate - upper));
+    estimate = upper;
   } else if (estimate < lower) {
     spread = Math.max(spread, Math.min(lower - estimate, halfWidth));
-    estimate = Math.min(upper - halfWidth, lower + (lower - estimate));
+    estimate = lower;
   }
 
   // The belief's mass beyond four spreads is negligible, so the program only needs that part of
