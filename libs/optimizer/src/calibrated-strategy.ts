@@ -171,8 +171,10 @@ class CalibratedSearch {
     const next = this.nextProbe(stage, a, feasibleIterations);
     if (next === null) return false;
     // A probe that likely ends the search runs the stress iterations, so that it can verify the pick as well.
+    // Production picks the first candidate that fits, so there any guided probe that fits may become the pick.
     const likelyFeasible = next.belief !== null && outcomeProbability(next.belief, next.batchSize, true) >= 0.5;
-    const iterations = next.finalIfFeasible >= FINAL_PROBE_PROBABILITY || likelyFeasible ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
+    const likelyFinal = next.finalIfFeasible >= FINAL_PROBE_PROBABILITY || likelyFeasible || (stage === 'production' && next.belief !== null);
+    const iterations = likelyFinal ? Math.max(PROBE_ITERATIONS, feasibleIterations) : PROBE_ITERATIONS;
     const { feasible } = await this.probe(stage, a, next.batchSize, iterations, 'probe');
     if (next.belief !== null) {
       const key = architectureKey(a);
