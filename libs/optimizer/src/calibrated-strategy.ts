@@ -249,8 +249,10 @@ class CalibratedSearch {
 
     let low = Math.max(lower, 1);
     // The bound from measured peaks relies on the memory model's slope, so, like a prediction, it
-    // narrows the interval for ruling candidates out but never proves maxBatch.
-    let high = Math.max(low, Math.min(upper, this.model.maxBatchUpperBound(a, this.ledger.limitMiB)));
+    // narrows the interval for ruling candidates out but never proves maxBatch. A measurement
+    // above it shows it wrong, and it is ignored.
+    const peakBound = this.model.maxBatchUpperBound(a, this.ledger.limitMiB);
+    let high = peakBound >= lower ? Math.min(upper, peakBound) : upper;
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
     if (prediction !== undefined) {
       const predictedLow = Math.max(low, prediction.estimate - prediction.margin);
