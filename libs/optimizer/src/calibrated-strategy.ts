@@ -338,7 +338,10 @@ class CalibratedSearch {
       const target = open.reduce((x, y) => (optimisticOrder(y, x, window) < 0 ? y : x));
       const a = target.candidate.architecture;
       const screened = this.stepPoints(a).length > 0;
-      const progressed = await this.stepTowardsMaxBatch(stage, a, screened ? stress : PROBE_ITERATIONS);
+      // A first probe of the candidate whose predicted centre beats every other runs the stress
+      // iterations too, because it likely becomes the pick and can then verify it.
+      const likelyWinner = Number.isFinite(target.interval.cycleHigh) && alive.every((e) => e === target || centralOrder(target, e, window) <= 0);
+      const progressed = await this.stepTowardsMaxBatch(stage, a, screened || likelyWinner ? stress : PROBE_ITERATIONS);
       if (!progressed) {
         // maxBatch is proven but its step time is unknown: measure it with a verify trial.
         const { lower } = this.ledger.bounds(a);
@@ -397,6 +400,17 @@ function midpoint(e: CandidateEstimate): EfficiencySample {
     cycleMinutes: Math.sqrt(i.cycleLow * i.cycleHigh),
     throughput: Math.sqrt(i.throughputLow * (Number.isFinite(i.throughputHigh) ? i.throughputHigh : i.throughputLow)),
   };
+}
+
+/** Orders two candidates by the centres of their intervals under the efficiency rule; an unbounded `b` always comes first. */
+function centralOrder(a: CandidateEstimate, b: CandidateEstimate, window: readonly [number, number]): number {
+  const centre = (e: CandidateEstimate) => {
+    const cycle = Math.sqrt(e.interval.cycleLow * e.interval.cycleHigh);
+    const throughput = Math.sqrt(e.interval.throughputLow * e.interval.throughputHigh);
+    return { cycleMinutes: cycle, distance: Math.max(0, window[0] - cycle, cycle - window[1]), throughput, parameters: e.candidate.parameters };
+  };
+  if (!Number.isFinite(b.interval.cycleHigh) || !Number.isFinite(b.interval.throughputHigh)) return 1;
+  return compareEfficiency(centre(a), centre(b));
 }
 
 /** Orders by the best each candidate could still turn out: nearer the window, then faster, then fewer parameters. */
