@@ -31,7 +31,7 @@ import type { CostModelSnapshot } from './cost-model-snapshot.ts';
 import { EfficiencyModel, type EfficiencySample } from './efficiency-model.ts';
 import type { ResolvedOptimizeOptions } from './options.ts';
 import { buildStagePick, type StagePick } from './stage-pick.ts';
-import { compareEfficiency, cycleMinutes, efficiencyScore, type EfficiencyScore } from './stage-rules.ts';
+import { compareEfficiency, cycleMinutes, efficiencyScore, windowDistance, type EfficiencyScore } from './stage-rules.ts';
 import { distanceInterval, stepLowerBound, stepUpperBound, surelyBeats, type EfficiencyInterval, type StepPoint } from './step-bounds.ts';
 import { TimeModel } from './time-model.ts';
 import { architectureKey, type TrialLedger, type TrialObservation } from './trial-ledger.ts';
@@ -282,7 +282,8 @@ class CalibratedSearch {
       throughputLow: low / stepHighAtLow,
       throughputHigh: stepLowAtHigh > 0 ? high / stepLowAtHigh : Number.POSITIVE_INFINITY,
     };
-    // The time model bounds a measured candidate too. Where the two disagree, the measured bounds alone count.
+    // The time model bounds a measured candidate too. Where the two intervals do not overlap, the
+    // measured bounds alone count.
     if (prediction !== undefined) {
       const both = intersect(interval, this.timeForecast(a, low, high));
       if (both !== undefined) return { candidate, fits: lower >= 1, interval: both, exact: null };
@@ -298,7 +299,7 @@ class CalibratedSearch {
     return this.cachedTimeModel.model;
   }
 
-  /** Predicts an unmeasured candidate's interval from the time model, for a maxBatch somewhere in [low, high]. */
+  /** Predicts a candidate's interval from the time model alone, for a maxBatch somewhere in [low, high]. */
   private timeForecast(a: Architecture, low: number, high: number): EfficiencyInterval | undefined {
     const atLow = this.timeModel.predictStep(a, low);
     const atHigh = this.timeModel.predictStep(a, high);
@@ -340,7 +341,8 @@ class CalibratedSearch {
       const screened = this.stepPoints(a).length > 0;
       // A first probe of the candidate whose predicted centre beats every other runs the stress
       // iterations too, because it likely becomes the pick and can then verify it.
-      const likelyWinner = Number.isFinite(target.interval.cycleHigh) && alive.every((e) => e === target || centralOrder(target, e, window) <= 0);
+      const bounded = Number.isFinite(target.interval.cycleHigh) && Number.isFinite(target.interval.throughputHigh);
+      const likelyWinner = bounded && alive.every((e) => e === target || centralOrder(target, e, window) <= 0);
       const progressed = await this.stepTowardsMaxBatch(stage, a, screened || likelyWinner ? stress : PROBE_ITERATIONS);
       if (!progressed) {
         // maxBatch is proven but its step time is unknown: measure it with a verify trial.
@@ -407,7 +409,7 @@ function centralOrder(a: CandidateEstimate, b: CandidateEstimate, window: readon
   const centre = (e: CandidateEstimate) => {
     const cycle = Math.sqrt(e.interval.cycleLow * e.interval.cycleHigh);
     const throughput = Math.sqrt(e.interval.throughputLow * e.interval.throughputHigh);
-    return { cycleMinutes: cycle, distance: Math.max(0, window[0] - cycle, cycle - window[1]), throughput, parameters: e.candidate.parameters };
+    return { cycleMinutes: cycle, distance: windowDistance(cycle, window), throughput, parameters: e.candidate.parameters };
   };
   if (!Number.isFinite(b.interval.cycleHigh) || !Number.isFinite(b.interval.throughputHigh)) return 1;
   return compareEfficiency(centre(a), centre(b));
