@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TwinTrialExecutor } from '@hwopt/twin';
 import { optimize, STAGE_NAMES, type OptimizeResult } from '../src/index.ts';
 import { exhaustiveTruth } from './support/exhaustive-truth.ts';
-import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin } from './support/synthetic-twins.ts';
+import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS } from './support/synthetic-twins.ts';
 
 const DATASET_SIZES = [800, 5_000, 19_500, 30_000];
 const HEADROOMS = [0, 0.05, 0.2];
@@ -18,7 +18,7 @@ function picksOf(result: OptimizeResult) {
 }
 
 describe.each(['legacy', 'calibrated'] as const)('%s strategy on synthetic twins', (strategy) => {
-  for (const spec of [...SYNTHETIC_TWIN_SPECS, ...HELD_OUT_SYNTHETIC_TWIN_SPECS]) {
+  for (const spec of [...SYNTHETIC_TWIN_SPECS, ...HELD_OUT_SYNTHETIC_TWIN_SPECS, ...UNSEEN_SYNTHETIC_TWIN_SPECS]) {
     const twin = syntheticTwin(spec);
     for (const datasetSize of DATASET_SIZES) {
       for (const headroom of HEADROOMS) {

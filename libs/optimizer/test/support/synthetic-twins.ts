@@ -47,6 +47,20 @@ export const HELD_OUT_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
   { name: 'held-out-94gb', memoryTotalMiB: 96256, granularityMiB: 2, seed: 36, lawSeed: 305, squaredFraction: 0.001, slowdown: 0.7 },
 ];
 
+/**
+ * A second validation set, built after the held-out one had been used to
+ * judge changes: it is only compared before and after a round of tuning,
+ * never to choose between changes. Memory sizes from 11 to 141 GiB,
+ * rounding steps from 2 to 512 MiB, seeds and law seeds of their own.
+ */
+export const UNSEEN_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
+  { name: 'unseen-11gb', memoryTotalMiB: 11264, granularityMiB: 512, seed: 51, lawSeed: 501, squaredFraction: 0.003, slowdown: 2.5 },
+  { name: 'unseen-24gb', memoryTotalMiB: 24576, granularityMiB: 20, seed: 52, lawSeed: 502, squaredFraction: 0.0015, slowdown: 1.3 },
+  { name: 'unseen-40gb', memoryTotalMiB: 40960, granularityMiB: 256, seed: 53, lawSeed: 503, squaredFraction: 0.004, slowdown: 1 },
+  { name: 'unseen-64gb', memoryTotalMiB: 65536, granularityMiB: 64, seed: 54, lawSeed: 504, squaredFraction: 0, slowdown: 1.7 },
+  { name: 'unseen-141gb', memoryTotalMiB: 144384, granularityMiB: 2, seed: 55, lawSeed: 505, squaredFraction: 0.002, slowdown: 0.8 },
+];
+
 /** Mulberry32: a small seeded generator, enough for reproducible jitter. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
