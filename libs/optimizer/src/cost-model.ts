@@ -9,6 +9,8 @@
  * activations per sample with LC. Points of other GPU models enter with
  * their own intercept column, so their laws transfer and only the CUDA
  * context and allocator reserve (the intercept) is learnt anew. An
+ * out-of-memory trial whose peak the regression puts below the device
+ * memory joins it at the device memory, the least peak it can have had. An
  * architecture with two or more measured peaks on this GPU uses its own
  * line; with one, the regression shifted through that point.
  *
@@ -105,6 +107,8 @@ export interface CostModelInput {
 export class CostModel {
   private readonly current: MemoryPoint[] = [];
   private readonly transferred: MemoryPoint[] = [];
+  /** Out-of-memory trials of this GPU, at the device memory as the least peak they could have had. */
+  private readonly censored: MemoryPoint[] = [];
   private readonly global: GlobalMemoryFit | null;
   private readonly ownLaws = new Map<string, MemoryLaw>();
   private readonly timeLaws = new Map<string, TimeLaw>();
@@ -113,6 +117,7 @@ export class CostModel {
   constructor(private readonly input: CostModelInput) {
     for (const o of input.ledger.all()) {
       if (o.outcome === 'ok' && o.peakMiB !== null) this.current.push({ architecture: o, batchSize: o.batchSize, peakMiB: o.peakMiB, group: 0 });
+      if (o.outcome === 'oom' && o.peakMiB === null) this.censored.push({ architecture: o, batchSize: o.batchSize, peakMiB: input.ledger.memoryTotalMiB, group: 0 });
     }
     for (const [i, snapshot] of input.foreign.slice(0, MAX_TRANSFERRED_SNAPSHOTS).entries()) {
       for (const o of snapshot.observations) {
@@ -135,10 +140,22 @@ export class CostModel {
     return [...groupColumns, ...fit.features.map((f) => featureValue(f, point.architecture, parameters, point.batchSize))];
   }
 
-  private solve(features: FeatureName[], groups: number[], points: MemoryPoint[]): number[] | null {
+  private solve(features: FeatureName[], groups: number[], points: MemoryPoint[], censored: MemoryPoint[] = []): number[] | null {
     const fit = { features, groups };
     // A tiny ridge keeps near-collinear feature sets solvable; it is far below any real coefficient's scale.
-    return leastSquares(points.map((p) => this.row(fit, p)), points.map((p) => p.peakMiB), 1e-9);
+    const fitPoints = (all: MemoryPoint[]) => leastSquares(all.map((p) => this.row(fit, p)), all.map((p) => p.peakMiB), 1e-9);
+    let coefficients = fitPoints(points);
+    // An out-of-memory trial only shows that its peak exceeded the device memory. Where the fit
+    // predicts less, the trial joins the fit at the device memory, the least peak it could have
+    // had, and the fit is repeated until no such trial is left out.
+    const active: MemoryPoint[] = [];
+    for (let round = 0; round < CENSORED_FIT_ROUNDS && coefficients !== null; round++) {
+      const violated = censored.filter((p) => !active.includes(p) && dot(this.row(fit, p), coefficients!) < p.peakMiB);
+      if (violated.length === 0) break;
+      active.push(...violated);
+      coefficients = fitPoints([...points, ...active]);
+    }
+    return coefficients;
   }
 
   /**
@@ -158,7 +175,7 @@ export class CostModel {
     for (const step of [...FEATURE_LADDER].reverse()) {
       const columns = groups.length + step.features.length;
       if (architectures < step.minArchitectures || points.length < columns + 2) continue;
-      const coefficients = this.solve(step.features, groups, points);
+      const coefficients = this.solve(step.features, groups, points, this.censored);
       if (coefficients === null) continue;
       const fit = { features: step.features, groups };
       const residuals = points.map((p) => p.peakMiB - dot(this.row(fit, p), coefficients));
@@ -181,7 +198,7 @@ export class CostModel {
       const rest = points.filter((p) => !inHeldOut(p));
       const own = points.filter(inHeldOut);
       if (!groups.every((g) => rest.some((p) => p.group === g))) continue;
-      const coefficients = this.solve(features, groups, rest);
+      const coefficients = this.solve(features, groups, rest, this.censored.filter((p) => !inHeldOut(p)));
       if (coefficients === null) continue;
       const fit = { features, groups };
       for (const p of own) {
@@ -472,6 +489,8 @@ export class CostModel {
  * this fraction of the distance (tuned on the synthetic twins).
  */
 const EXTRAPOLATION_SPREAD = 0.15;
+/** Refits that add violated out-of-memory trials to the regression; each round adds every one still violated. */
+const CENSORED_FIT_ROUNDS = 3;
 /** Run-to-run variation of a measured peak that maxBatchUpperBound allows for, as a fraction of the limit. */
 const PEAK_NOISE_FRACTION = 0.005;
 /** Relative slope error always allowed for the regression's slope in maxBatchUpperBound. */

@@ -89,6 +89,11 @@ export class TrialLedger {
     return { trials: this.trialCount, gpuSeconds: this.gpuSecondsTotal };
   }
 
+  /** Device memory in MiB. A trial runs out of memory when its peak would exceed it. */
+  get memoryTotalMiB(): number {
+    return this.context.options.memoryTotalMiB;
+  }
+
   get maxBatchSize(): number {
     return this.context.options.maxBatchSize;
   }
