@@ -49,7 +49,7 @@ export const HELD_OUT_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
 
 /**
  * A second validation set, built after the held-out one had been used to
- * judge changes: it is only compared before and after a round of tuning,
+ * judge changes. It is only compared before and after a round of tuning,
  * never to choose between changes. Memory sizes from 11 to 141 GiB,
  * rounding steps from 2 to 512 MiB, seeds and law seeds of their own.
  */
