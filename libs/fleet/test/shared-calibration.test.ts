@@ -172,7 +172,12 @@ describe('calibration shared across the fleet', () => {
 
     // A second job of a node that is benchmarking here waits for the first.
     const running = fleet.runJob({ nodeName: 't4-c', reason: 'on_demand' });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A running row exists only once the job holds the node, so the second job cannot overtake it on a loaded machine.
+    const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-c' } });
+    for (let waited = 0; !(await prisma.benchmarkRun.findFirst({ where: { nodeId: node.id, status: 'running' } })); waited += 20) {
+      if (waited > 30_000) throw new Error('the first job of t4-c never started a run');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await fleet.runJob({ nodeName: 't4-c', reason: 'schedule' });
     expect(deferred.at(-1)).toMatchObject({ job: { nodeName: 't4-c', reason: 'schedule' }, delaySeconds: 10 });
     await running;
