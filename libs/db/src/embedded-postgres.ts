@@ -76,6 +76,63 @@ function clusterPassword(dataDir: string): string {
 }
 
 /** Initialises (first time only) and starts the cluster, then creates the database. */
+/** Time a left-over server gets for its fast shutdown, in ms. */
+const ORPHAN_STOP_TIMEOUT_MS = 30_000;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie (state Z in /proc/PID/stat, after the pid's last closing parenthesis) has exited already.
+    const stat = `/proc/${pid}/stat`;
+    if (existsSync(stat)) return readFileSync(stat, 'utf8').split(')').pop()!.trim()[0] !== 'Z';
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Tests, where /proc is available, that `pid` runs a postgres binary; elsewhere the pid file's data folder is the only check. */
+function runsPostgres(pid: number): boolean {
+  const cmdline = `/proc/${pid}/cmdline`;
+  if (!existsSync('/proc/self/cmdline')) return true;
+  try {
+    return readFileSync(cmdline, 'utf8').split('\0')[0]!.endsWith('postgres');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a server that a killed coordinator left running on this cluster. A
+ * coordinator stopped with SIGKILL cannot stop its PostgreSQL child, which
+ * then keeps the data folder locked and the next start fails. A pid file
+ * whose process is gone is left for PostgreSQL, which replaces it itself.
+ */
+async function stopOrphanedServer(clusterDir: string, logger: Logger | undefined): Promise<void> {
+  const pidFile = join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  // postmaster.pid: the server's pid on the first line and its data folder on the second.
+  const [pidLine = '', dirLine = ''] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine.trim());
+  if (!Number.isInteger(pid) || pid <= 1 || !isAlive(pid)) return;
+  if (resolve(dirLine.trim()) !== clusterDir || !runsPostgres(pid)) {
+    throw new EmbeddedPostgresError(`The data folder ${clusterDir} is locked by process ${pid} (postmaster.pid), which is not an embedded PostgreSQL of this folder; stop that process or use another --data-dir.`);
+  }
+  logger?.warn({ pid, dataDir: clusterDir }, 'stopping an embedded PostgreSQL left running by a coordinator that did not shut down');
+  try {
+    // SIGINT is PostgreSQL's fast shutdown: it rolls back open transactions and exits cleanly.
+    process.kill(pid, 'SIGINT');
+  } catch (error) {
+    throw new EmbeddedPostgresError(`Could not stop the PostgreSQL (pid ${pid}) left running on ${clusterDir}: ${(error as Error).message}. Stop it with \`kill -INT ${pid}\` as its owner and start again.`, { cause: error });
+  }
+  const deadline = Date.now() + ORPHAN_STOP_TIMEOUT_MS;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new EmbeddedPostgresError(`The PostgreSQL (pid ${pid}) left running on ${clusterDir} did not stop within ${ORPHAN_STOP_TIMEOUT_MS / 1000} s; stop it with \`kill -INT ${pid}\` and start again.`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = resolve(options.dataDir);
   const clusterDir = join(dataDir, 'pgdata');
@@ -104,6 +161,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onError: (error) => logger?.warn({ err: error }, 'embedded postgres reported an error'),
   });
 
+  await stopOrphanedServer(clusterDir, logger);
   try {
     if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
       logger?.info({ dataDir: clusterDir }, 'initialising embedded PostgreSQL cluster');
