@@ -20,6 +20,11 @@ import { withTolerantDecoding } from './grpc/decoding.ts';
 import { createOpsService } from './grpc/ops-service.ts';
 import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordinatorOptions } from './options.ts';
 
+/** Interval of the sweep that touches this process's runs and recovers abandoned ones, in ms. */
+const SWEEP_INTERVAL_MS = 20_000;
+/** Age of a run's heartbeat after which its coordinator counts as stopped: several missed sweeps. */
+const RUN_STALE_AFTER_MS = 90_000;
+
 export type CoordinatorState = 'created' | 'starting' | 'serving' | 'stopping' | 'stopped' | 'failed';
 
 const SERVICE_NAMES = ['hwopt.v1.AgentService', 'hwopt.v1.OpsService'];
@@ -127,12 +132,12 @@ export class Coordinator {
     fleet.queue = scheduler;
     await scheduler.start();
 
-    // A run is abandoned once no trial touched it for longer than a trial may last.
-    const staleAfterMs = options.trialTimeoutMs + 60_000;
-    await fleet.recoverAbandonedRuns(staleAfterMs);
+    // Every sweep touches this process's runs, so a run goes stale only when its coordinator
+    // stopped: after a kill -9 it is queued again within about RUN_STALE_AFTER_MS.
+    await fleet.recoverAbandonedRuns(RUN_STALE_AFTER_MS);
     this.#sweeper = setInterval(() => {
-      fleet.recoverAbandonedRuns(staleAfterMs).catch((error) => logger.warn({ err: error }, 'sweep of abandoned runs failed'));
-    }, 60_000);
+      fleet.recoverAbandonedRuns(RUN_STALE_AFTER_MS).catch((error) => logger.warn({ err: error }, 'sweep of abandoned runs failed'));
+    }, SWEEP_INTERVAL_MS);
     this.#sweeper.unref();
 
     const server = new Server({ ...GRPC_CHANNEL_OPTIONS, 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 10_000 });

@@ -67,6 +67,8 @@ interface Prior {
 }
 
 export class BenchmarkService {
+  readonly #activeRuns = new Set<string>();
+
   constructor(
     private readonly deps: {
       nodes: NodeRepository;
@@ -80,6 +82,11 @@ export class BenchmarkService {
 
   get settings(): BenchmarkSettings {
     return this.deps.settings;
+  }
+
+  /** Ids of the runs this process is executing now. */
+  activeRunIds(): string[] {
+    return [...this.#activeRuns];
   }
 
   async run(request: BenchmarkRequest): Promise<BenchmarkOutcome> {
@@ -114,126 +121,132 @@ export class BenchmarkService {
       driverVersion: node.driverVersion,
       cudaVersion: node.cudaVersion,
     });
-    const logger = this.deps.logger.child({ node: node.name, gpu: gpu.uuid, runId });
-
-    let trials = 0;
-    let gpuSeconds = 0;
-    const publish = (event: 'started' | 'trial' | 'finished' | 'failed', detail: string, status: string) =>
-      events.publish({ runId, nodeName: node.name, gpuUuid: gpu.uuid, workload: workload.name, event, trials, gpuSeconds, detail, status, at: new Date() });
-
-    let prior: Prior | null;
+    // Touched by the coordinator's sweep while this process runs it, so only a run whose coordinator died goes stale.
+    this.#activeRuns.add(runId);
     try {
-      if (waitFor.length > 0) {
-        logger.info({ waitFor }, 'another run of this calibration key is measuring; waiting for its model');
-        publish('started', `${request.reason}; waiting for run ${waitFor.join(', ')} of the same GPU, driver and workload, then verifying`, 'waiting');
-        await this.#waitForSameKey(runId, key, waitFor, request.signal);
-      }
-      prior = await this.#findPrior(key, workloadId, gpu.name, gpu.memoryTotalMiB);
-    } catch (error) {
-      await this.#closeRun(runId, request.signal, 0, 0, error, logger);
-      throw error;
-    }
-    logger.info({ reason: request.reason, prior: prior?.source ?? 'none', stages }, 'benchmark run started');
-    publish('started', `${request.reason}; starting from ${prior?.source ?? 'no stored model'}`, 'running');
+      const logger = this.deps.logger.child({ node: node.name, gpu: gpu.uuid, runId });
 
-    const executor = new RemoteTrialExecutor({
-      registry,
-      benchmarks,
-      logger,
-      nodeName: node.name,
-      nodeId: node.id,
-      gpuId: gpu.id,
-      gpuUuid: gpu.uuid,
-      runId,
-      workload: workload.name,
-      trialTimeoutMs: settings.trialTimeoutMs,
-      resultGraceMs: settings.resultGraceMs,
-      reconnectWaitMs: settings.reconnectWaitMs,
-      maxLostRetries: settings.maxLostRetries,
-      signal: request.signal,
-    });
+      let trials = 0;
+      let gpuSeconds = 0;
+      const publish = (event: 'started' | 'trial' | 'finished' | 'failed', detail: string, status: string) =>
+        events.publish({ runId, nodeName: node.name, gpuUuid: gpu.uuid, workload: workload.name, event, trials, gpuSeconds, detail, status, at: new Date() });
 
-    try {
-      const result = await optimize(executor, {
-        workload,
-        memoryTotalMiB: gpu.memoryTotalMiB,
-        datasetSize: settings.datasetSize,
-        gpuModel: gpu.name,
-        headroom: settings.headroom,
-        strategy: settings.strategy,
-        stages,
-        prior: prior?.snapshot,
-        signal: request.signal,
-        onTrial: (trial, measurement) => {
-          trials += 1;
-          gpuSeconds += measurement.gpuSeconds;
-          logger.debug({ stage: trial.stage, ...trial.architecture, batchSize: trial.batchSize, outcome: measurement.outcome }, 'trial finished');
-          publish('trial', `${trial.stage} ${trial.architecture.layers}x${trial.architecture.hiddenChannels} batch ${trial.batchSize}: ${measurement.outcome}`, 'running');
-        },
-      });
-
-      const configs: StageConfigInput[] = [];
-      const missing: string[] = [];
-      for (const stage of stages) {
-        const pick = result.stages[stage];
-        if (!pick) {
-          missing.push(stage);
-          continue;
+      let prior: Prior | null;
+      try {
+        if (waitFor.length > 0) {
+          logger.info({ waitFor }, 'another run of this calibration key is measuring; waiting for its model');
+          publish('started', `${request.reason}; waiting for run ${waitFor.join(', ')} of the same GPU, driver and workload, then verifying`, 'waiting');
+          await this.#waitForSameKey(runId, key, waitFor, request.signal);
         }
-        const verifiedTrialId = executor.verifyingTrialId({ layers: pick.layers, hiddenChannels: pick.hiddenChannels }, pick.batchSize, pick.verifyTrialIterations);
-        configs.push({
-          stage,
-          layers: pick.layers,
-          hiddenChannels: pick.hiddenChannels,
-          batchSize: pick.batchSize,
-          parameters: pick.parameters,
-          peakMiB: pick.peakMiB,
-          stepSeconds: pick.stepSeconds,
-          cycleMinutes: pick.cycleMinutes,
-          inWindow: pick.inWindow,
-          candidatesFrom: pick.candidatesFrom,
-          verifiedTrialId,
-          evidence: { verifyTrialIterations: pick.verifyTrialIterations, runTrials: result.cost.trials, strategy: result.strategy },
-        });
+        prior = await this.#findPrior(key, workloadId, gpu.name, gpu.memoryTotalMiB);
+      } catch (error) {
+        await this.#closeRun(runId, request.signal, 0, 0, error, logger);
+        throw error;
       }
-      const changes = await benchmarks.saveStageConfigs({
-        runId,
+      logger.info({ reason: request.reason, prior: prior?.source ?? 'none', stages }, 'benchmark run started');
+      publish('started', `${request.reason}; starting from ${prior?.source ?? 'no stored model'}`, 'running');
+
+      const executor = new RemoteTrialExecutor({
+        registry,
+        benchmarks,
+        logger,
+        nodeName: node.name,
         nodeId: node.id,
         gpuId: gpu.id,
-        workloadId,
-        datasetSize: settings.datasetSize,
-        reason: request.reason,
-        configs,
-        missingStages: missing,
-      });
-      await benchmarks.saveCostModel({
-        calibrationKey: key,
-        workloadId,
-        gpuModel: gpu.name,
-        memoryTotalMiB: gpu.memoryTotalMiB,
-        driverVersion: node.driverVersion,
-        cudaVersion: node.cudaVersion,
+        gpuUuid: gpu.uuid,
         runId,
-        trialCount: result.cost.trials,
-        snapshot: result.model,
+        workload: workload.name,
+        trialTimeoutMs: settings.trialTimeoutMs,
+        resultGraceMs: settings.resultGraceMs,
+        reconnectWaitMs: settings.reconnectWaitMs,
+        maxLostRetries: settings.maxLostRetries,
+        signal: request.signal,
       });
-      await benchmarks.finishRun(runId, { status: 'succeeded', trialCount: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes });
-      logger.info({ trials: result.cost.trials, gpuSeconds: Math.round(result.cost.gpuSeconds), changes }, 'benchmark run succeeded');
-      if (prior?.sameKey && result.cost.trials > prior.trialCount) {
-        // NOTE: the bound is checked, not enforced. When a trial contradicts the stored model,
-        // the optimizer drops the model and measures this GPU as if cold.
-        logger.warn({ trials: result.cost.trials, priorTrials: prior.trialCount, prior: prior.source }, 'verification against the stored model of this key took more trials than the run that stored it');
+
+      try {
+        const result = await optimize(executor, {
+          workload,
+          memoryTotalMiB: gpu.memoryTotalMiB,
+          datasetSize: settings.datasetSize,
+          gpuModel: gpu.name,
+          headroom: settings.headroom,
+          strategy: settings.strategy,
+          stages,
+          prior: prior?.snapshot,
+          signal: request.signal,
+          onTrial: (trial, measurement) => {
+            trials += 1;
+            gpuSeconds += measurement.gpuSeconds;
+            logger.debug({ stage: trial.stage, ...trial.architecture, batchSize: trial.batchSize, outcome: measurement.outcome }, 'trial finished');
+            publish('trial', `${trial.stage} ${trial.architecture.layers}x${trial.architecture.hiddenChannels} batch ${trial.batchSize}: ${measurement.outcome}`, 'running');
+          },
+        });
+
+        const configs: StageConfigInput[] = [];
+        const missing: string[] = [];
+        for (const stage of stages) {
+          const pick = result.stages[stage];
+          if (!pick) {
+            missing.push(stage);
+            continue;
+          }
+          const verifiedTrialId = executor.verifyingTrialId({ layers: pick.layers, hiddenChannels: pick.hiddenChannels }, pick.batchSize, pick.verifyTrialIterations);
+          configs.push({
+            stage,
+            layers: pick.layers,
+            hiddenChannels: pick.hiddenChannels,
+            batchSize: pick.batchSize,
+            parameters: pick.parameters,
+            peakMiB: pick.peakMiB,
+            stepSeconds: pick.stepSeconds,
+            cycleMinutes: pick.cycleMinutes,
+            inWindow: pick.inWindow,
+            candidatesFrom: pick.candidatesFrom,
+            verifiedTrialId,
+            evidence: { verifyTrialIterations: pick.verifyTrialIterations, runTrials: result.cost.trials, strategy: result.strategy },
+          });
+        }
+        const changes = await benchmarks.saveStageConfigs({
+          runId,
+          nodeId: node.id,
+          gpuId: gpu.id,
+          workloadId,
+          datasetSize: settings.datasetSize,
+          reason: request.reason,
+          configs,
+          missingStages: missing,
+        });
+        await benchmarks.saveCostModel({
+          calibrationKey: key,
+          workloadId,
+          gpuModel: gpu.name,
+          memoryTotalMiB: gpu.memoryTotalMiB,
+          driverVersion: node.driverVersion,
+          cudaVersion: node.cudaVersion,
+          runId,
+          trialCount: result.cost.trials,
+          snapshot: result.model,
+        });
+        await benchmarks.finishRun(runId, { status: 'succeeded', trialCount: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes });
+        logger.info({ trials: result.cost.trials, gpuSeconds: Math.round(result.cost.gpuSeconds), changes }, 'benchmark run succeeded');
+        if (prior?.sameKey && result.cost.trials > prior.trialCount) {
+          // NOTE: the bound is checked, not enforced. When a trial contradicts the stored model,
+          // the optimizer drops the model and measures this GPU as if cold.
+          logger.warn({ trials: result.cost.trials, priorTrials: prior.trialCount, prior: prior.source }, 'verification against the stored model of this key took more trials than the run that stored it');
+        }
+        publish('finished', changes.join('; '), 'succeeded');
+        return { runId, status: 'succeeded', trials: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes, error: null };
+      } catch (error) {
+        const { message, status } = await this.#closeRun(runId, request.signal, trials, gpuSeconds, error, logger);
+        publish('failed', message, status);
+        if (error instanceof TrialFailedError) {
+          // A failure other than OOM needs an operator, not a retry.
+          return { runId, status: 'failed', trials, gpuSeconds, changes: [], error: message };
+        }
+        throw error;
       }
-      publish('finished', changes.join('; '), 'succeeded');
-      return { runId, status: 'succeeded', trials: result.cost.trials, gpuSeconds: result.cost.gpuSeconds, changes, error: null };
-    } catch (error) {
-      const { message, status } = await this.#closeRun(runId, request.signal, trials, gpuSeconds, error, logger);
-      publish('failed', message, status);
-      if (error instanceof TrialFailedError) {
-        // A failure other than OOM needs an operator, not a retry.
-        return { runId, status: 'failed', trials, gpuSeconds, changes: [], error: message };
-      }
-      throw error;
+    } finally {
+      this.#activeRuns.delete(runId);
     }
   }
 

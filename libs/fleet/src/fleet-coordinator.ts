@@ -183,10 +183,14 @@ export class FleetCoordinator {
   }
 
   /**
-   * Closes runs whose coordinator stopped without finishing them (their
-   * heartbeat is older than `staleAfterMs`) and queues them again.
+   * Touches the heartbeat of this process's runs, then closes runs whose
+   * coordinator stopped without finishing them (their heartbeat is older
+   * than `staleAfterMs`) and queues them again. Call it more often than
+   * `staleAfterMs`, or live runs go stale too.
    */
   async recoverAbandonedRuns(staleAfterMs: number): Promise<number> {
+    // This process's own runs are alive whatever their trials are doing, however long a trial lasts.
+    await this.deps.benchmarks.touchRuns(this.deps.service.activeRunIds());
     const staleBefore = new Date(Date.now() - staleAfterMs);
     const runs = await this.deps.benchmarks.interruptAbandonedRuns('the coordinator running it stopped', staleBefore);
     // A node this process is benchmarking has a live job (a retry after a store outage left the

@@ -153,6 +153,39 @@ describe('calibration shared across the fleet', () => {
     expect(figures.rtx4090.fromOthers).toBeLessThan(figures.rtx4090.cold);
   });
 
+  it('sweep keeps live runs and requeues stale ones', async () => {
+    const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-c' }, include: { gpus: true } });
+    const finished = await prisma.benchmarkRun.findFirstOrThrow({ where: { nodeId: node.id } });
+    const template = { nodeId: node.id, gpuId: node.gpus[0]!.id, workloadId: finished.workloadId, datasetSize: DATASET_SIZE, reason: 'on_demand', strategy: 'calibrated', stages: ['smoke_test'], calibrationKey: 'sweep-test' };
+    // Both heartbeats are ten minutes old; only the second run belongs to this process.
+    const old = new Date(Date.now() - 600_000);
+    const stale = await prisma.benchmarkRun.create({ data: { ...template, heartbeatAt: old } });
+    const live = await prisma.benchmarkRun.create({ data: { ...template, heartbeatAt: old } });
+    const queued: BenchmarkJob[] = [];
+    const queue = fleet.queue;
+    const activeRunIds = service.activeRunIds;
+    fleet.queue = {
+      ...queue!,
+      enqueue: async (job) => {
+        queued.push(job);
+        return 'queued';
+      },
+    };
+    service.activeRunIds = () => [live.id];
+    try {
+      expect(await fleet.recoverAbandonedRuns(90_000)).toBe(1);
+    } finally {
+      fleet.queue = queue;
+      service.activeRunIds = activeRunIds;
+    }
+    expect((await prisma.benchmarkRun.findUniqueOrThrow({ where: { id: stale.id } })).status).toBe('interrupted');
+    const kept = await prisma.benchmarkRun.findUniqueOrThrow({ where: { id: live.id } });
+    expect(kept.status).toBe('running');
+    expect(kept.heartbeatAt.getTime()).toBeGreaterThan(old.getTime());
+    expect(queued).toEqual([{ nodeName: 't4-c', gpuUuid: node.gpus[0]!.uuid, reason: 'interrupted' }]);
+    await prisma.benchmarkRun.update({ where: { id: live.id }, data: { status: 'succeeded' } });
+  });
+
   it('jobs defer or drop by node state', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     await connect('t4-elsewhere', t4);

@@ -79,6 +79,12 @@ export class BenchmarkRepository {
     return this.prisma.benchmarkRun.count({ where: { id: { in: runIds }, status: 'running' } });
   }
 
+  /** Touches the heartbeat of these runs, so that runs of a live coordinator are not taken for abandoned. */
+  async touchRuns(runIds: string[]): Promise<void> {
+    if (runIds.length === 0) return;
+    await this.prisma.benchmarkRun.updateMany({ where: { id: { in: runIds }, status: 'running' }, data: { heartbeatAt: new Date() } });
+  }
+
   /** Touches a run's heartbeat, so a run that waits is not taken for abandoned. */
   async touchRun(runId: string): Promise<void> {
     await this.prisma.benchmarkRun.updateMany({ where: { id: runId, status: 'running' }, data: { heartbeatAt: new Date() } });
