@@ -2,9 +2,8 @@
  * The CLI's connection to the coordinator's ops service: credentials from
  * flags, a deadline on every call, and errors turned into one-line reasons.
  */
-import { readFileSync } from 'node:fs';
 import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { InvalidInputError } from '@hwopt/common';
+import { InvalidInputError, readClientTlsFiles } from '@hwopt/common';
 import { GRPC_CHANNEL_OPTIONS, OpsServiceClient } from '@hwopt/proto';
 
 export interface ConnectionFlags {
@@ -28,14 +27,8 @@ export interface OpsConnection {
   metadata: Metadata;
   deadline(): Date;
   close(): void;
-}
-
-function read(file: string, flag: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    throw new InvalidInputError(`${flag} ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
+  /** Whether the channel uses TLS, so that errors can point at the certificates. */
+  tls: boolean;
 }
 
 export function connect(flags: ConnectionFlags): OpsConnection {
@@ -46,9 +39,11 @@ export function connect(flags: ConnectionFlags): OpsConnection {
   if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout ${flags.timeout} must be a positive number of seconds`);
   if ((flags.tlsCert || flags.tlsKey) && !flags.tlsCa) throw new InvalidInputError('--tls-cert and --tls-key need --tls-ca, the CA that signed the coordinator certificate');
   if (!!flags.tlsCert !== !!flags.tlsKey) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
-  const credentials = flags.tlsCa
-    ? grpcCredentials.createSsl(read(flags.tlsCa, '--tls-ca'), flags.tlsKey ? read(flags.tlsKey, '--tls-key') : null, flags.tlsCert ? read(flags.tlsCert, '--tls-cert') : null)
-    : grpcCredentials.createInsecure();
+  let credentials = grpcCredentials.createInsecure();
+  if (flags.tlsCa) {
+    const files = readClientTlsFiles({ caFile: flags.tlsCa, certFile: flags.tlsCert, keyFile: flags.tlsKey });
+    credentials = grpcCredentials.createSsl(files.ca, files.key, files.cert);
+  }
   const client = new OpsServiceClient(flags.coordinator, credentials, GRPC_CHANNEL_OPTIONS);
   const metadata = new Metadata();
   const token = flags.token ?? process.env.HWOPT_TOKEN;
@@ -58,6 +53,7 @@ export function connect(flags: ConnectionFlags): OpsConnection {
     metadata,
     deadline: () => new Date(Date.now() + timeoutSeconds * 1000),
     close: () => client.close(),
+    tls: Boolean(flags.tlsCa),
   };
 }
 
@@ -70,7 +66,9 @@ export function call<Req, Res>(connection: OpsConnection, method: (request: Req,
         return;
       }
       if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
-        reject(new OpsCallError(`cannot reach the coordinator at ${coordinator} (${status[error.code]}); start it with hwopt-coordinator or pass --coordinator HOST:PORT`));
+        // grpc-js reports a failed TLS handshake as UNAVAILABLE too, so with TLS the certificates are a suspect as well.
+        const tlsHint = connection.tls ? '; or the TLS handshake failed: check that --tls-ca signed the coordinator certificate, that the coordinator trusts the CA of --tls-cert, and that no certificate expired' : '';
+        reject(new OpsCallError(`cannot reach the coordinator at ${coordinator} (${status[error.code]}); start it with hwopt-coordinator or pass --coordinator HOST:PORT${tlsHint}`));
       } else {
         reject(new OpsCallError(`${status[error.code]}: ${error.details}`));
       }

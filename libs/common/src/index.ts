@@ -1,3 +1,4 @@
 export * from './logger.ts';
 export * from './errors.ts';
 export * from './abort.ts';
+export * from './tls-files.ts';

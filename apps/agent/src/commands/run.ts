@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Command } from 'commander';
-import { createLogger, InvalidInputError } from '@hwopt/common';
+import { createLogger, InvalidInputError, readClientTlsFiles } from '@hwopt/common';
 import { InventoryPoller, type NvidiaSmiCommand } from '@hwopt/nvidia-smi';
 import { DEFAULT_COORDINATOR_ADDRESS } from '@hwopt/proto';
 import { validateRunnerConfig, type RunnerConfig } from '@hwopt/trial';
@@ -70,15 +70,8 @@ function readRunnerConfig(path: string): Record<string, RunnerConfig> {
 function channelCredentials(flags: RunFlags): ChannelCredentials {
   if (!flags.tlsCa && !flags.tlsCert && !flags.tlsKey) return grpcCredentials.createInsecure();
   if (!flags.tlsCa) throw new InvalidInputError('--tls-ca is required with TLS: it is the CA that signed the coordinator certificate');
-  if (!!flags.tlsCert !== !!flags.tlsKey) throw new InvalidInputError('--tls-cert and --tls-key must be given together');
-  const read = (file: string, flag: string) => {
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw new InvalidInputError(`${flag} ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  };
-  return grpcCredentials.createSsl(read(flags.tlsCa, '--tls-ca'), flags.tlsKey ? read(flags.tlsKey, '--tls-key') : null, flags.tlsCert ? read(flags.tlsCert, '--tls-cert') : null);
+  const files = readClientTlsFiles({ caFile: flags.tlsCa, certFile: flags.tlsCert, keyFile: flags.tlsKey });
+  return grpcCredentials.createSsl(files.ca, files.key, files.cert);
 }
 
 export function registerRunCommand(program: Command, onStop: (stop: () => Promise<void>) => void): void {
