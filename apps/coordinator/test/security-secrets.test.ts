@@ -114,6 +114,7 @@ describe('secrets in logs and errors', () => {
     const agentLog = readFileSync(join(fleet.logDir, 'agent-secret-node.log'), 'utf8');
     // The logs must contain the events, or the checks below would pass on empty files.
     expect(coordinatorLog).toContain('agent session rejected');
+    expect(coordinatorLog).toContain('ops call rejected');
     expect(coordinatorLog).toContain('coordinator listening');
     expect(agentLog).toContain('secret-node');
     for (const [name, secret] of Object.entries({ agentToken, readToken, adminToken, WRONG_AGENT_TOKEN, WRONG_OPS_TOKEN, password })) {

@@ -118,6 +118,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           if (!message.hello) throw new validate.RequestValidationError('the first message of a session must be a hello');
           const candidate = validate.hello(message.hello);
           if (proven !== null && proven !== candidate.nodeName) {
+            logger.warn({ certificateNode: proven, claimedNode: candidate.nodeName }, 'agent session rejected: the hello names another node than the client certificate');
             end(status.PERMISSION_DENIED, `this client certificate belongs to node ${proven}, not ${candidate.nodeName}`);
             return;
           }

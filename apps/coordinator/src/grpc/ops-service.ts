@@ -36,11 +36,22 @@ function toStatus(error: unknown, logger: Logger): ServerErrorResponse {
   return grpcError(status.INTERNAL, 'internal error; see the coordinator log');
 }
 
+/** Runs the role check and logs a rejection with the method and peer; the token itself is never logged. */
+function authorizeLogged(deps: OpsServiceDeps, call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, role: OpsRole, method: string): void {
+  try {
+    deps.authorize(call, role);
+  } catch (error) {
+    const { code, details } = error as { code?: number; details?: string };
+    deps.logger.warn({ method, peer: call.getPeer(), code: code === undefined ? undefined : status[code], reason: details }, 'ops call rejected');
+    throw error;
+  }
+}
+
 function unary<Req, Res>(deps: OpsServiceDeps, role: OpsRole, name: string, fn: (request: Req) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: (error: ServerErrorResponse | null, response?: Res) => void) => {
     const started = performance.now();
     Promise.resolve()
-      .then(() => deps.authorize(call as ServerUnaryCall<unknown, unknown>, role))
+      .then(() => authorizeLogged(deps, call as ServerUnaryCall<unknown, unknown>, role, name))
       .then(() => fn(decoded(call.request, `${name}Request`)))
       .then(
         (response) => {
@@ -182,7 +193,7 @@ export function createOpsService(deps: OpsServiceDeps): OpsServiceServer {
     }),
     watchBenchmarks(call) {
       try {
-        deps.authorize(call as ServerWritableStream<unknown, unknown>, 'read');
+        authorizeLogged(deps, call as ServerWritableStream<unknown, unknown>, 'read', 'WatchBenchmarks');
         decoded(call.request, 'WatchBenchmarksRequest');
       } catch (error) {
         call.emit('error', toStatus(error, deps.logger));
