@@ -3,11 +3,13 @@
  * place that calls process.exit.
  */
 import { Command, CommanderError } from 'commander';
-import { errorMessage } from '@hwopt/common';
+import { dropIpServerNameWarning, errorMessage } from '@hwopt/common';
 import { registerClassifyFailureCommand } from './commands/classify-failure.ts';
 import { registerGpusCommand } from './commands/gpus.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { VERSION } from './version.ts';
+
+dropIpServerNameWarning();
 
 let stopAgent: (() => Promise<void>) | undefined;
 

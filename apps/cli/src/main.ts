@@ -4,13 +4,15 @@
  * place that calls process.exit.
  */
 import { Command, CommanderError } from 'commander';
-import { errorMessage } from '@hwopt/common';
+import { dropIpServerNameWarning, errorMessage } from '@hwopt/common';
 import { DEFAULT_COORDINATOR_ADDRESS } from '@hwopt/proto';
 import { registerBenchmarkCommands } from './commands/benchmark.ts';
 import { registerQueryCommands } from './commands/queries.ts';
 import { registerSimulateCommand } from './commands/simulate.ts';
 import { DEFAULT_CALL_TIMEOUT_SECONDS } from './ops-client.ts';
 import { VERSION } from './version.ts';
+
+dropIpServerNameWarning();
 
 const program = new Command('hwopt')
   .description('hwopt: recommended model and batch sizes per GPU node, from a fleet of benchmarking agents')

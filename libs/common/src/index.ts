@@ -2,3 +2,4 @@ export * from './logger.ts';
 export * from './errors.ts';
 export * from './abort.ts';
 export * from './tls-files.ts';
+export * from './warnings.ts';
