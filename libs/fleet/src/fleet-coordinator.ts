@@ -205,6 +205,8 @@ export class FleetCoordinator {
   }
 
   async #queueMissingBenchmarks(nodeName: string, nodeId: string): Promise<void> {
+    // An agent that reconnects mid-benchmark has no configs yet, but the running job will store them.
+    if (this.#running.has(nodeName)) return;
     const missing = await this.deps.benchmarks.gpusWithoutCurrentConfigs(nodeId, this.deps.service.settings.workload.name, this.deps.service.settings.datasetSize);
     if (missing.length > 0) await this.queue?.enqueue({ nodeName, reason: 'initial' });
   }

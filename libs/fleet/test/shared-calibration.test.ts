@@ -153,6 +153,34 @@ describe('calibration shared across the fleet', () => {
     expect(figures.rtx4090.fromOthers).toBeLessThan(figures.rtx4090.cold);
   });
 
+  it('reconnect mid-benchmark queues nothing more', async () => {
+    const t4 = loadTwin(bundledTwinPath('t4'));
+    await connect('t4-reconnect', t4);
+    const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-reconnect' } });
+    const queued: BenchmarkJob[] = [];
+    const queue = fleet.queue;
+    fleet.queue = {
+      ...queue!,
+      enqueue: async (job) => {
+        queued.push(job);
+        return 'queued';
+      },
+    };
+    try {
+      const running = fleet.runJob({ nodeName: 't4-reconnect', reason: 'initial' });
+      for (let waited = 0; !(await prisma.benchmarkRun.findFirst({ where: { nodeId: node.id, status: 'running' } })); waited += 20) {
+        if (waited > 30_000) throw new Error('the job of t4-reconnect never started a run');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // The agent comes back while its first benchmark runs: the node has no configs yet.
+      await connect('t4-reconnect', t4);
+      expect(queued).toEqual([]);
+      await running;
+    } finally {
+      fleet.queue = queue;
+    }
+  });
+
   it('sweep keeps live runs and requeues stale ones', async () => {
     const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-c' }, include: { gpus: true } });
     const finished = await prisma.benchmarkRun.findFirstOrThrow({ where: { nodeId: node.id } });
