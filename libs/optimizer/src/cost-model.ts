@@ -263,13 +263,42 @@ export class CostModel {
       byArchitecture.set(key, [...(byArchitecture.get(key) ?? []), p]);
     }
     for (const [key, points] of byArchitecture) {
-      const law = this.fitArchitecture(points);
+      const law = this.fitArchitecture(points, this.smallerArchitecturePeakMiB(points[0]!.architecture));
       if (law !== undefined) this.ownLaws.set(key, law);
     }
   }
 
-  /** Fits one architecture's points: a line through two or more distinct batch sizes, a parabola when three show curvature. */
-  private fitArchitecture(points: MemoryPoint[]): MemoryLaw | undefined {
+  /**
+   * Returns the largest peak measured at batch size 1 on this GPU for an
+   * architecture with no more parameters and no larger layers x channels
+   * than `a` (usually the smoke test's), or 0 for none. It is used as a
+   * lower bound on the fixed memory of `a`, because the CUDA context and
+   * allocator reserve are shared.
+   * NOTE: that bound assumes that the extra weights, gradients and Adam
+   * moments of `a` (16 bytes per parameter in fp32) outweigh the smaller
+   * architecture's activations for one sample. Nothing checks it.
+   */
+  private smallerArchitecturePeakMiB(a: Architecture): number {
+    const parameters = this.parameters(a);
+    const size = a.layers * a.hiddenChannels;
+    let peak = 0;
+    for (const p of this.current) {
+      const other = p.architecture;
+      if (p.batchSize !== 1 || architectureKey(other) === architectureKey(a)) continue;
+      if (this.parameters(other) > parameters || other.layers * other.hiddenChannels > size) continue;
+      peak = Math.max(peak, p.peakMiB);
+    }
+    return peak;
+  }
+
+  /**
+   * Fits one architecture's points: a line through two or more distinct
+   * batch sizes, a parabola when three show curvature. With two sizes, a
+   * line whose intercept falls more than one rounding step below
+   * `interceptFloorMiB` (a lower bound on the fixed memory) shows curvature
+   * too, and the floor becomes a third point at batch size 0.
+   */
+  private fitArchitecture(points: MemoryPoint[], interceptFloorMiB = 0): MemoryLaw | undefined {
     const a = points[0]!.architecture;
     const base = { layers: a.layers, hiddenChannels: a.hiddenChannels };
     const distinct = new Set(points.map((p) => p.batchSize)).size;
@@ -283,6 +312,18 @@ export class CostModel {
       }
     }
     if (line === null) return undefined;
+    if (distinct === 2 && interceptFloorMiB > 0 && line[0]! < interceptFloorMiB - this.granularityEstimateMiB()) {
+      // A convex law lies above its chord's extension outside the chord, so
+      // a chord that falls short of the floor at batch size 0 shows
+      // curvature. With unrounded peaks and a floor at most the true fixed
+      // memory, the parabola through them bends less than the law, so it
+      // predicts a maximum between the true one and the chord's.
+      const rows = [[1, 0, 0], ...points.map((p) => [1, p.batchSize, p.batchSize * p.batchSize])];
+      const parabola = leastSquares(rows, [interceptFloorMiB, ...points.map((p) => p.peakMiB)]);
+      if (parabola !== null && parabola[2]! > 0 && parabola[1]! >= 0) {
+        return { ...base, interceptMiB: parabola[0]!, perSampleMiB: parabola[1]!, perSampleSquaredMiB: parabola[2]!, points: distinct };
+      }
+    }
     return { ...base, interceptMiB: line[0]!, perSampleMiB: Math.max(line[1]!, 1e-9), perSampleSquaredMiB: 0, points: distinct };
   }
 
@@ -353,7 +394,8 @@ export class CostModel {
       const batchSizes = own.map((p) => p.batchSize);
       const span = Math.max(1, Math.max(...batchSizes) - Math.min(...batchSizes));
       // Two sizes fix a line but not the curvature that a quadratic term adds beyond them.
-      const curvature = new Set(batchSizes).size >= 3 ? 0.02 : EXTRAPOLATION_SPREAD;
+      // A parabola through two sizes and the fixed-memory floor (fitArchitecture) bends nearly as much as the law.
+      const curvature = new Set(batchSizes).size >= 3 || law.perSampleSquaredMiB > 0 ? 0.02 : EXTRAPOLATION_SPREAD;
       spread = 0.3 + likelyRounding / 2 + residual / 2 + (likelyRounding / span + curvature) * distance;
     } else if (prediction.source === 'pinned') {
       // Until held-out architectures show the slope error, allow the slope to be off by a factor of 3.
