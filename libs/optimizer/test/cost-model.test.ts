@@ -14,7 +14,7 @@ function observation(a: Architecture, batchSize: number, peakMiB: number): Trial
 /** Builds a cost model from measured peaks alone; the executor is never called. */
 function modelOf(observations: TrialObservation[]): CostModel {
   const executor = { runTrial: () => Promise.reject(new Error('no trials in this test')) };
-  const ledger = new TrialLedger({ executor, options: { headroom: 0, maxBatchSize: 8192, memoryTotalMiB: 100_000 } });
+  const ledger = new TrialLedger({ executor, options: { headroom: 0, maxBatchSize: 8192, memoryTotalMiB: 100_000, signal: undefined, onTrial: undefined } });
   ledger.addPrior(observations);
   return new CostModel({ ledger, parametersOf: (a) => PARAMETERS.get(`${a.layers}x${a.hiddenChannels}`) ?? 0, foreign: [] });
 }
