@@ -56,13 +56,17 @@ describe('calibration shared across the fleet', () => {
         gpus: [{ index: 0, uuid: gpuUuid, name: twin.gpu.name, memoryTotalMiB: twin.gpu.memoryTotalMiB, computeCapability: null, migMode: null, parentUuid: null, migProfile: null }],
       },
     };
-    // Filled once the hello returns; links are only used after that.
-    let session: Awaited<ReturnType<FleetCoordinator['handleHello']>>;
+    // Resolved once the hello returns. A reconnect mid-run gets its pending trials during the hello,
+    // so results wait for the session instead of reading it before it exists.
+    let sessionReady!: (session: Awaited<ReturnType<FleetCoordinator['handleHello']>>) => void;
+    const session = new Promise<Awaited<ReturnType<FleetCoordinator['handleHello']>>>((resolve) => {
+      sessionReady = resolve;
+    });
     const link: AgentLink = {
       assignTrial: (a) => {
         setImmediate(async () => {
           const measurement = await executor.runTrial({ stage: 'production', purpose: 'probe', architecture: a.architecture, batchSize: a.batchSize, iterations: a.iterations });
-          await fleet.handleTrialResult(session, toResult(a.trialId, a.gpuUuid, a, measurement));
+          await fleet.handleTrialResult(await session, toResult(a.trialId, a.gpuUuid, a, measurement));
         });
       },
       acknowledgeResult: () => {},
@@ -72,7 +76,7 @@ describe('calibration shared across the fleet', () => {
       },
       close: () => {},
     };
-    session = await fleet.handleHello(hello, link);
+    sessionReady(await fleet.handleHello(hello, link));
     return gpuUuid;
   }
 
