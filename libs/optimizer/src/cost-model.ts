@@ -19,6 +19,7 @@
  * anything out, so they are not regressed across either.
  */
 import { dot, leastSquares } from './least-squares.ts';
+import { BATCH_UNIT, scaledFeatures } from './scaled-features.ts';
 import type { CostModelKey, CostModelSnapshot, CrossArchitectureMemoryModel, MemoryLaw, TimeLaw } from './cost-model-snapshot.ts';
 import { COST_MODEL_VERSION, MAX_TRANSFERRED_SNAPSHOTS } from './cost-model-snapshot.ts';
 import { architectureKey, type TrialLedger, type TrialObservation } from './trial-ledger.ts';
@@ -67,13 +68,8 @@ const FEATURE_LADDER: { features: FeatureName[]; minArchitectures: number }[] = 
   { features: ['b'], minArchitectures: 1 },
 ];
 
-/** Batch sizes enter the regression in hundreds so that the normal equations stay well conditioned. */
-const BATCH_UNIT = 100;
-
 function featureValue(name: FeatureName, a: Architecture, parameters: number, batchSize: number): number {
-  const p = parameters / 1e6;
-  const lc = (a.layers * a.hiddenChannels) / 1e3;
-  const b = batchSize / BATCH_UNIT;
+  const { p, lc, b } = scaledFeatures(a, parameters, batchSize);
   switch (name) {
     case 'P': return p;
     case 'LC': return lc;

@@ -13,6 +13,7 @@
  * measured architectures follow the law that closely.
  */
 import { dot, leastSquares } from './least-squares.ts';
+import { scaledFeatures } from './scaled-features.ts';
 import { architectureKey, type TrialObservation } from './trial-ledger.ts';
 import type { Architecture } from './types.ts';
 
@@ -32,9 +33,6 @@ const TIME_FEATURE_LADDER: TimeFeature[][] = [
   ['P', 'b', 'b*LC', 'b*P'],
 ];
 
-/** Batch sizes enter the regression in hundreds so that the normal equations stay well conditioned. */
-const BATCH_UNIT = 100;
-
 interface StepSample {
   key: string;
   architecture: Architecture;
@@ -51,9 +49,7 @@ interface TimeFit {
 }
 
 function row(features: TimeFeature[], a: Architecture, parameters: number, batchSize: number): number[] {
-  const p = parameters / 1e6;
-  const lc = (a.layers * a.hiddenChannels) / 1e3;
-  const b = batchSize / BATCH_UNIT;
+  const { p, lc, b } = scaledFeatures(a, parameters, batchSize);
   const values: Record<TimeFeature, number> = { P: p, b, 'b*LC': b * lc, 'b*P': b * p };
   return [1, ...features.map((f) => values[f])];
 }
