@@ -28,8 +28,11 @@ export interface FleetCoordinatorOptions {
   contactTimeoutMs?: number;
 }
 
+/** Raised for a trial result that can never be stored; the agent should drop it. */
+export class TrialResultRejectedError extends Error {}
+
 /** Raised when a result names a trial that was assigned to another node. */
-export class ForeignTrialError extends Error {
+export class ForeignTrialError extends TrialResultRejectedError {
   readonly code = 'FOREIGN_TRIAL';
 }
 
@@ -38,7 +41,7 @@ export class ForeignTrialError extends Error {
  * the database was reset or the agent's state folder was copied from
  * another deployment. Such a result can never be stored.
  */
-export class UnknownTrialError extends Error {
+export class UnknownTrialError extends TrialResultRejectedError {
   readonly code = 'UNKNOWN_TRIAL';
 }
 

@@ -6,7 +6,7 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '@hwopt/common';
 import type { AgentHello, AgentLink, AgentSession, FleetCoordinator, AgentRegistry } from '@hwopt/fleet';
-import { ForeignTrialError, UnknownTrialError } from '@hwopt/fleet';
+import { ForeignTrialError, TrialResultRejectedError } from '@hwopt/fleet';
 import type { AgentMessage, AgentServiceServer, CoordinatorMessage } from '@hwopt/proto';
 import { decoded } from './decoding.ts';
 import * as validate from './validate.ts';
@@ -99,7 +99,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           await store();
           return true;
         } catch (error) {
-          if (error instanceof ForeignTrialError || error instanceof UnknownTrialError) throw error;
+          if (error instanceof TrialResultRejectedError) throw error;
           logger.warn({ err: error, node: hello?.nodeName }, `could not store the ${what}; the session stays open`);
           return false;
         }
@@ -155,11 +155,11 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceServer {
           try {
             stored = await storeKeepingSession(`trial result ${result.trialId}`, () => deps.fleet.handleTrialResult(session!, result));
           } catch (error) {
-            if (!(error instanceof UnknownTrialError || error instanceof ForeignTrialError)) throw error;
+            if (!(error instanceof TrialResultRejectedError)) throw error;
             // A rejected acknowledgement lets the agent drop the result; without it the agent would resend it on every reconnect.
             send({ resultAck: { trialId: result.trialId, rejectedReason: error.message } });
             if (error instanceof ForeignTrialError) throw error;
-            logger.warn({ node: hello.nodeName, trialId: result.trialId }, 'trial result rejected: unknown trial id; the agent drops it');
+            logger.warn({ node: hello.nodeName, trialId: result.trialId, reason: error.message }, 'trial result rejected; the agent drops it');
             return;
           }
           if (stored) link.acknowledgeResult(result.trialId);
