@@ -75,11 +75,11 @@ function clusterPassword(dataDir: string): string {
   return password;
 }
 
-/** Initialises (first time only) and starts the cluster, then creates the database. */
 /** Time a left-over server gets for its fast shutdown, in ms. */
 const ORPHAN_STOP_TIMEOUT_MS = 30_000;
 
-function isAlive(pid: number): boolean {
+/** Tests whether process `pid` runs: it exists and, where /proc is available, is not a zombie waiting to be reaped. */
+export function isProcessRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     // A zombie (state Z in /proc/PID/stat, after the pid's last closing parenthesis) has exited already.
@@ -115,7 +115,7 @@ async function stopOrphanedServer(clusterDir: string, logger: Logger | undefined
   // postmaster.pid: the server's pid on the first line and its data folder on the second.
   const [pidLine = '', dirLine = ''] = readFileSync(pidFile, 'utf8').split('\n');
   const pid = Number(pidLine.trim());
-  if (!Number.isInteger(pid) || pid <= 1 || !isAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 1 || !isProcessRunning(pid)) return;
   if (resolve(dirLine.trim()) !== clusterDir || !runsPostgres(pid)) {
     throw new EmbeddedPostgresError(`The data folder ${clusterDir} is locked by process ${pid} (postmaster.pid), which is not an embedded PostgreSQL of this folder; stop that process or use another --data-dir.`);
   }
@@ -127,12 +127,13 @@ async function stopOrphanedServer(clusterDir: string, logger: Logger | undefined
     throw new EmbeddedPostgresError(`Could not stop the PostgreSQL (pid ${pid}) left running on ${clusterDir}: ${(error as Error).message}. Stop it with \`kill -INT ${pid}\` as its owner and start again.`, { cause: error });
   }
   const deadline = Date.now() + ORPHAN_STOP_TIMEOUT_MS;
-  while (isAlive(pid)) {
+  while (isProcessRunning(pid)) {
     if (Date.now() > deadline) throw new EmbeddedPostgresError(`The PostgreSQL (pid ${pid}) left running on ${clusterDir} did not stop within ${ORPHAN_STOP_TIMEOUT_MS / 1000} s; stop it with \`kill -INT ${pid}\` and start again.`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
+/** Initialises (first time only) and starts the cluster, then creates the database. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = resolve(options.dataDir);
   const clusterDir = join(dataDir, 'pgdata');

@@ -1,21 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/index.ts';
-
-/** Tests whether `pid` runs: it exists and, where /proc is available, is not a zombie waiting to be reaped. */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const stat = `/proc/${pid}/stat`;
-  return !existsSync(stat) || readFileSync(stat, 'utf8').split(')').pop()!.trim()[0] !== 'Z';
-}
+import { isProcessRunning, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/embedded-postgres.ts';
 
 // A coordinator killed with SIGKILL leaves its embedded PostgreSQL running,
 // and that server keeps the data folder locked. The next start stops it.
@@ -44,10 +33,10 @@ setInterval(() => {}, 1000);`;
     owner.kill('SIGKILL');
     await owner;
     const orphan = Number(readFileSync(join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
-    expect(running(orphan)).toBe(true);
+    expect(isProcessRunning(orphan)).toBe(true);
 
     handle = await startEmbeddedPostgres({ dataDir, port });
-    expect(running(orphan)).toBe(false);
+    expect(isProcessRunning(orphan)).toBe(false);
     const client = new pg.Client({ connectionString: handle.url });
     await client.connect();
     try {
