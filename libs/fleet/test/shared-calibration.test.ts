@@ -37,6 +37,7 @@ describe('calibration shared across the fleet', () => {
   let service: BenchmarkService;
   let fleet: FleetCoordinator;
   const deferred: { job: BenchmarkJob; delaySeconds: number }[] = [];
+  const queued: BenchmarkJob[] = [];
 
   async function connect(nodeName: string, twin: Twin, driverVersion = twin.gpu.driverVersion): Promise<string> {
     const gpuUuid = `GPU-${nodeName}`;
@@ -80,6 +81,15 @@ describe('calibration shared across the fleet', () => {
     return gpuUuid;
   }
 
+  /** Waits until the node has a running run, which exists only once a job has taken the node. */
+  async function waitForRunningRun(nodeName: string): Promise<void> {
+    const node = await prisma.node.findUniqueOrThrow({ where: { name: nodeName } });
+    for (let waited = 0; !(await prisma.benchmarkRun.findFirst({ where: { nodeId: node.id, status: 'running' } })); waited += 20) {
+      if (waited > 30_000) throw new Error(`no run of ${nodeName} started within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   async function trialsPerStage(runId: string): Promise<Record<string, number>> {
     const trials = await prisma.trial.findMany({ where: { runId }, select: { stage: true } });
     const counts: Record<string, number> = {};
@@ -107,7 +117,10 @@ describe('calibration shared across the fleet', () => {
     });
     fleet = new FleetCoordinator({ nodes, benchmarks, registry, service, logger });
     fleet.queue = {
-      enqueue: async () => null,
+      enqueue: async (job) => {
+        queued.push(job);
+        return null;
+      },
       defer: async (job, delaySeconds) => {
         deferred.push({ job, delaySeconds });
         return 'deferred';
@@ -160,61 +173,39 @@ describe('calibration shared across the fleet', () => {
   it('reconnect mid-benchmark queues nothing more', async () => {
     const t4 = loadTwin(bundledTwinPath('t4'));
     await connect('t4-reconnect', t4);
-    const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-reconnect' } });
-    const queued: BenchmarkJob[] = [];
-    const queue = fleet.queue;
-    fleet.queue = {
-      ...queue!,
-      enqueue: async (job) => {
-        queued.push(job);
-        return 'queued';
-      },
-    };
-    try {
-      const running = fleet.runJob({ nodeName: 't4-reconnect', reason: 'initial' });
-      for (let waited = 0; !(await prisma.benchmarkRun.findFirst({ where: { nodeId: node.id, status: 'running' } })); waited += 20) {
-        if (waited > 30_000) throw new Error('the job of t4-reconnect never started a run');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      // The agent comes back while its first benchmark runs: the node has no configs yet.
-      await connect('t4-reconnect', t4);
-      expect(queued).toEqual([]);
-      await running;
-    } finally {
-      fleet.queue = queue;
-    }
+    const running = fleet.runJob({ nodeName: 't4-reconnect', reason: 'initial' });
+    await waitForRunningRun('t4-reconnect');
+    const before = queued.length;
+
+    // The agent comes back while its first benchmark runs: the node has no configs yet.
+    await connect('t4-reconnect', t4);
+    expect(queued.slice(before)).toEqual([]);
+    await running;
   });
 
   it('sweep keeps live runs and requeues stale ones', async () => {
     const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-c' }, include: { gpus: true } });
     const finished = await prisma.benchmarkRun.findFirstOrThrow({ where: { nodeId: node.id } });
     const template = { nodeId: node.id, gpuId: node.gpus[0]!.id, workloadId: finished.workloadId, datasetSize: DATASET_SIZE, reason: 'on_demand', strategy: 'calibrated', stages: ['smoke_test'], calibrationKey: 'sweep-test' };
-    // Both heartbeats are ten minutes old; only the second run belongs to this process.
+    // Both heartbeats are ten minutes old, and only the second run belongs to this process.
     const old = new Date(Date.now() - 600_000);
     const stale = await prisma.benchmarkRun.create({ data: { ...template, heartbeatAt: old } });
     const live = await prisma.benchmarkRun.create({ data: { ...template, heartbeatAt: old } });
-    const queued: BenchmarkJob[] = [];
-    const queue = fleet.queue;
+
+    const before = queued.length;
     const activeRunIds = service.activeRunIds;
-    fleet.queue = {
-      ...queue!,
-      enqueue: async (job) => {
-        queued.push(job);
-        return 'queued';
-      },
-    };
     service.activeRunIds = () => [live.id];
     try {
       expect(await fleet.recoverAbandonedRuns(90_000)).toBe(1);
     } finally {
-      fleet.queue = queue;
       service.activeRunIds = activeRunIds;
     }
+
     expect((await prisma.benchmarkRun.findUniqueOrThrow({ where: { id: stale.id } })).status).toBe('interrupted');
-    const kept = await prisma.benchmarkRun.findUniqueOrThrow({ where: { id: live.id } });
-    expect(kept.status).toBe('running');
-    expect(kept.heartbeatAt.getTime()).toBeGreaterThan(old.getTime());
-    expect(queued).toEqual([{ nodeName: 't4-c', gpuUuid: node.gpus[0]!.uuid, reason: 'interrupted' }]);
+    const liveAfter = await prisma.benchmarkRun.findUniqueOrThrow({ where: { id: live.id } });
+    expect(liveAfter.status).toBe('running');
+    expect(liveAfter.heartbeatAt.getTime()).toBeGreaterThan(old.getTime());
+    expect(queued.slice(before)).toEqual([{ nodeName: 't4-c', gpuUuid: node.gpus[0]!.uuid, reason: 'interrupted' }]);
     await prisma.benchmarkRun.update({ where: { id: live.id }, data: { status: 'succeeded' } });
   });
 
@@ -237,12 +228,8 @@ describe('calibration shared across the fleet', () => {
 
     // A second job of a node that is benchmarking here waits for the first.
     const running = fleet.runJob({ nodeName: 't4-c', reason: 'on_demand' });
-    // A running row exists only once the job holds the node, so the second job cannot overtake it on a loaded machine.
-    const node = await prisma.node.findUniqueOrThrow({ where: { name: 't4-c' } });
-    for (let waited = 0; !(await prisma.benchmarkRun.findFirst({ where: { nodeId: node.id, status: 'running' } })); waited += 20) {
-      if (waited > 30_000) throw new Error('the first job of t4-c never started a run');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    // Waiting for its run, not a fixed delay, so the second job cannot overtake it on a loaded machine.
+    await waitForRunningRun('t4-c');
     await fleet.runJob({ nodeName: 't4-c', reason: 'schedule' });
     expect(deferred.at(-1)).toMatchObject({ job: { nodeName: 't4-c', reason: 'schedule' }, delaySeconds: 10 });
     await running;
