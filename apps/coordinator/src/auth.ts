@@ -8,10 +8,10 @@
  * logs or error details: messages name the file, never its content.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { createPrivateKey, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { Metadata, ServerCredentials, status, type ServerErrorResponse } from '@grpc/grpc-js';
-import { InvalidInputError, type Logger } from '@hwopt/common';
+import { checkCertificateAndKey, InvalidInputError, parseCertificate, readFlagFile, type Logger } from '@hwopt/common';
 import type { OpsRole } from './grpc/ops-service.ts';
 import type { ResolvedCoordinatorOptions } from './options.ts';
 
@@ -66,14 +66,6 @@ function readSecretFile(path: string, flag: string, logger: Logger): string {
   return content;
 }
 
-function readPublicFile(path: string, flag: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new InvalidInputError(`${flag} ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); pass a readable file`);
-  }
-}
-
 /** Values of one subject field of the peer's certificate (a field may repeat). */
 function subjectField(call: CallLike, field: 'CN' | 'OU'): string[] {
   const value = call.getAuthContext().sslPeerCertificate?.subject?.[field] as string | string[] | undefined;
@@ -121,33 +113,16 @@ function readOpsTokens(path: string, logger: Logger): { token: string; role: Ops
   return tokens;
 }
 
-function parseCertificate(pem: Buffer, path: string, flag: string): X509Certificate {
-  try {
-    return new X509Certificate(pem);
-  } catch {
-    throw new InvalidInputError(`${flag} ${path} is not a PEM certificate; pass the file make-certs.sh wrote (BEGIN CERTIFICATE)`);
-  }
-}
-
 /**
  * Checks the PEM files up front, so a wrong file is named at start-up
  * instead of failing inside the gRPC bind with an OpenSSL code.
  */
 function serverCredentials(tls: NonNullable<ResolvedCoordinatorOptions['tls']>, logger: Logger): ServerCredentials {
-  const ca = tls.caFile ? readPublicFile(tls.caFile, '--tls-ca') : null;
+  const ca = tls.caFile ? readFlagFile(tls.caFile, '--tls-ca') : null;
   if (ca !== null) parseCertificate(ca, tls.caFile!, '--tls-ca');
-  const certChain = readPublicFile(tls.certFile, '--tls-cert');
-  const certificate = parseCertificate(certChain, tls.certFile, '--tls-cert');
+  const certChain = readFlagFile(tls.certFile, '--tls-cert');
   const privateKey = Buffer.from(readSecretFile(tls.keyFile, '--tls-key', logger));
-  let key;
-  try {
-    key = createPrivateKey(privateKey);
-  } catch {
-    // The parser's message is left out, so no part of the key can reach a log.
-    throw new InvalidInputError(`--tls-key ${tls.keyFile} is not an unencrypted PEM private key; pass the file make-certs.sh wrote (BEGIN PRIVATE KEY)`);
-  }
-  if (!certificate.checkPrivateKey(key)) throw new InvalidInputError(`--tls-key ${tls.keyFile} is not the private key of --tls-cert ${tls.certFile}`);
-  if (Date.parse(certificate.validTo) < Date.now()) throw new InvalidInputError(`--tls-cert ${tls.certFile} expired on ${certificate.validTo}; make a new one`);
+  checkCertificateAndKey(certChain, privateKey, { certFile: tls.certFile, keyFile: tls.keyFile });
   // With a CA, the third argument makes the TLS handshake fail for a client without a certificate signed by it.
   return ServerCredentials.createSsl(ca, [{ cert_chain: certChain, private_key: privateKey }], ca !== null);
 }

@@ -1,7 +1,8 @@
 /**
- * Reads and checks the TLS files a gRPC client presents, so that a wrong
+ * Reads and checks TLS files before they reach grpc-js, so that a wrong
  * file is named with its flag instead of surfacing as an OpenSSL code
- * from inside grpc-js. Messages name files, never their content.
+ * from inside grpc-js. The clients and the coordinator share these
+ * checks. Messages name files, never their content.
  */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -16,7 +17,8 @@ export interface ClientTlsFiles {
   key: Buffer | null;
 }
 
-function readFlagFile(path: string, flag: string): Buffer {
+/** Reads the file a flag names, or throws InvalidInputError naming the flag and the file. */
+export function readFlagFile(path: string, flag: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
@@ -24,7 +26,8 @@ function readFlagFile(path: string, flag: string): Buffer {
   }
 }
 
-function parseCertificate(pem: Buffer, path: string, flag: string): X509Certificate {
+/** Parses a PEM certificate, or throws InvalidInputError naming the flag and the file. */
+export function parseCertificate(pem: Buffer, path: string, flag: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch {
@@ -55,13 +58,22 @@ export function readClientTlsFiles(files: { caFile: string; certFile?: string; k
     return { ca, cert: null, key: null };
   }
   const cert = readFlagFile(files.certFile, '--tls-cert');
-  const certificate = parseCertificate(cert, files.certFile, '--tls-cert');
   const key = readFlagFile(files.keyFile, '--tls-key');
+  checkCertificateAndKey(cert, key, { certFile: files.certFile, keyFile: files.keyFile }, now);
+  return { ca, cert, key };
+}
+
+/**
+ * Checks a `--tls-cert` and `--tls-key` pair: a PEM certificate, an
+ * unencrypted PEM key that belongs to it, and a certificate that has not
+ * expired. Throws InvalidInputError naming the flag, the file and the fix.
+ */
+export function checkCertificateAndKey(cert: Buffer, key: Buffer, files: { certFile: string; keyFile: string }, now = Date.now()): void {
+  const certificate = parseCertificate(cert, files.certFile, '--tls-cert');
   if (!certificate.checkPrivateKey(parsePrivateKey(key, files.keyFile, '--tls-key'))) {
     throw new InvalidInputError(`--tls-key ${files.keyFile} is not the private key of --tls-cert ${files.certFile}; pass the -key.pem file made with that certificate`);
   }
   if (Date.parse(certificate.validTo) < now) {
     throw new InvalidInputError(`--tls-cert ${files.certFile} expired on ${certificate.validTo}; make a new one with make-certs.sh`);
   }
-  return { ca, cert, key };
 }
