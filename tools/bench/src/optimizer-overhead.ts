@@ -1,0 +1,87 @@
+/**
+ * Splits the calibrated strategy's trials into the part its design needs
+ * and the part a sharper boundary search could save, per twin set.
+ *
+ * The design needs, on each stage's picked architecture, a first point
+ * (production: the calibration probe at the start batch size and one probe
+ * near the predicted maximum; prototyping and validation: the screening
+ * probe) and then two trials that prove maxBatch = m: a feasible one at m
+ * and an infeasible one at m + 1. So production needs 4 trials on its pick
+ * and each efficiency stage 3. Trials on a pick beyond that are overhead of
+ * the boundary search. Everything else (the smoke test, screening the
+ * other candidates, ruling them out) is counted as needed. The figure
+ * "without overhead" is the ratio the strategy would reach if every pick
+ * were proven in exactly those trials.
+ *
+ * Run: node --import tsx tools/bench/src/optimizer-overhead.ts
+ */
+import { bundledTwinPath, loadTwin, TwinTrialExecutor, type Twin } from '@hwopt/twin';
+import { optimize, type StageName, type TrialMeasurement, type TrialRequest } from '@hwopt/optimizer';
+import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS } from '../../../libs/optimizer/test/support/synthetic-twins.ts';
+
+const DATASET_SIZES = [5_000, 19_500, 30_000];
+const HEADROOMS = [0, 0.05];
+const NEEDED_ON_PICK: Partial<Record<StageName, number>> = { production: 4, validation: 3, prototyping: 3 };
+
+/** Records every trial request that passes through, so the bench can count them per stage and architecture. */
+class RecordingExecutor extends TwinTrialExecutor {
+  readonly requests: TrialRequest[] = [];
+
+  override async runTrial(request: TrialRequest): Promise<TrialMeasurement> {
+    this.requests.push(request);
+    return super.runTrial(request);
+  }
+}
+
+interface SetFigures {
+  calibrated: number;
+  legacy: number;
+  overhead: Record<string, number>;
+}
+
+async function measure(twins: Twin[]): Promise<SetFigures> {
+  const figures: SetFigures = { calibrated: 0, legacy: 0, overhead: { production: 0, validation: 0, prototyping: 0 } };
+  for (const twin of twins) {
+    for (const datasetSize of DATASET_SIZES) {
+      for (const headroom of HEADROOMS) {
+        const options = { memoryTotalMiB: twin.gpu.memoryTotalMiB, gpuModel: twin.gpu.name, datasetSize, headroom };
+        const executor = new RecordingExecutor(twin);
+        const result = await optimize(executor, { ...options, strategy: 'calibrated' });
+        figures.calibrated += result.cost.trials;
+        figures.legacy += (await optimize(new TwinTrialExecutor(twin), { ...options, strategy: 'legacy' })).cost.trials;
+        for (const [stage, needed] of Object.entries(NEEDED_ON_PICK) as [StageName, number][]) {
+          const pick = result.stages[stage];
+          if (pick === null) continue;
+          const onPick = executor.requests.filter((r) => r.stage === stage && r.architecture.layers === pick.layers && r.architecture.hiddenChannels === pick.hiddenChannels).length;
+          figures.overhead[stage]! += Math.max(0, onPick - needed);
+        }
+      }
+    }
+  }
+  return figures;
+}
+
+async function main(): Promise<void> {
+  const sets: [string, Twin[]][] = [
+    ['tuned', [...['a100-40gb', 'rtx4090', 't4'].map((n) => loadTwin(bundledTwinPath(n))), ...SYNTHETIC_TWIN_SPECS.map(syntheticTwin)]],
+    ['held-out', HELD_OUT_SYNTHETIC_TWIN_SPECS.map(syntheticTwin)],
+    ['unseen', UNSEEN_SYNTHETIC_TWIN_SPECS.map(syntheticTwin)],
+  ];
+  const header = ['twins', 'cal trials', 'leg trials', 'ratio', 'overhead (prod/val/proto)', 'ratio without overhead'];
+  const lines = [header.join(' | ')];
+  for (const [name, twins] of sets) {
+    const totals = await measure(twins);
+    const overhead = totals.overhead.production! + totals.overhead.validation! + totals.overhead.prototyping!;
+    lines.push([
+      name,
+      totals.calibrated,
+      totals.legacy,
+      (totals.calibrated / totals.legacy).toFixed(3),
+      `${overhead} (${totals.overhead.production}/${totals.overhead.validation}/${totals.overhead.prototyping})`,
+      ((totals.calibrated - overhead) / totals.legacy).toFixed(3),
+    ].join(' | '));
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+await main();
