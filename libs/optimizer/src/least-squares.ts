@@ -36,3 +36,32 @@ export function dot(a: readonly number[], b: readonly number[]): number {
   for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
   return sum;
 }
+
+/**
+ * Solves least squares with every coefficient >= 0, for fits whose terms
+ * are costs that cannot be negative. It solves each subset of the columns
+ * and keeps the best solution that has no negative coefficient, with 0 for
+ * the columns left out. That takes 2^n solves, so it suits a handful of
+ * columns only. Returns null when no subset solves.
+ */
+export function nonNegativeLeastSquares(rows: number[][], targets: number[], ridge = 0): number[] | null {
+  const n = rows[0]?.length ?? 0;
+  if (n === 0 || n > MAX_NON_NEGATIVE_COLUMNS) return null;
+  const unconstrained = leastSquares(rows, targets, ridge);
+  if (unconstrained !== null && unconstrained.every((c) => c >= 0)) return unconstrained;
+  let best: { coefficients: number[]; residual: number } | null = null;
+  for (let mask = 1; mask < 1 << n; mask++) {
+    const columns = [...Array(n).keys()].filter((i) => (mask & (1 << i)) !== 0);
+    const solution = leastSquares(rows.map((row) => columns.map((i) => row[i]!)), targets, ridge);
+    if (solution === null || solution.some((c) => c < 0)) continue;
+    const coefficients = new Array<number>(n).fill(0);
+    for (const [k, i] of columns.entries()) coefficients[i] = solution[k]!;
+    let residual = 0;
+    for (const [r, row] of rows.entries()) residual += (dot(row, coefficients) - targets[r]!) ** 2;
+    if (best === null || residual < best.residual) best = { coefficients, residual };
+  }
+  return best?.coefficients ?? null;
+}
+
+/** Largest column count nonNegativeLeastSquares accepts, because it solves 2^n subsets. */
+const MAX_NON_NEGATIVE_COLUMNS = 8;

@@ -4,15 +4,15 @@
  * step = t0 + t1 P + b (t2 + t3 LC + t4 P), where P is millions of
  * parameters and LC is layers x channels / 1000. Fixed work grows with the
  * weights and per-sample work with activations and weights. It is fitted by
- * least squares on relative error over every measured step of this GPU,
- * whichever stage measured it.
+ * least squares on relative error, with no coefficient below 0, over every
+ * measured step of this GPU, whichever stage measured it.
  *
  * The interval it returns is the prediction widened by three times the
  * leave-one-architecture-out RMS error in log space, and never by less than
  * MIN_TIME_LOG_MARGIN. So a candidate is ruled out by it only where the
  * measured architectures follow the law that closely.
  */
-import { dot, leastSquares } from './least-squares.ts';
+import { dot, nonNegativeLeastSquares } from './least-squares.ts';
 import { scaledFeatures } from './scaled-features.ts';
 import { architectureKey, type TrialObservation } from './trial-ledger.ts';
 import type { Architecture } from './types.ts';
@@ -54,10 +54,16 @@ function row(features: TimeFeature[], a: Architecture, parameters: number, batch
   return [1, ...features.map((f) => values[f])];
 }
 
-/** Fits by relative error: each row and target is divided by the measured step. */
+/**
+ * Fits by relative error: each row and target is divided by the measured
+ * step. Every term is a time cost, so no coefficient may be negative. An
+ * unconstrained fit can trade a negative per-sample constant against a
+ * steeper layers x channels term, and that predicts the smallest
+ * architectures several times too fast.
+ */
 function solve(features: TimeFeature[], samples: StepSample[]): number[] | null {
   const rows = samples.map((s) => row(features, s.architecture, s.parameters, s.batchSize).map((v) => v / s.stepSeconds));
-  return leastSquares(rows, samples.map(() => 1), 1e-9);
+  return nonNegativeLeastSquares(rows, samples.map(() => 1), 1e-9);
 }
 
 /** Tests whether `sample`'s parameters and layers x channels lie within those of `others`. */
