@@ -15,12 +15,10 @@
  *
  * Run: node --import tsx tools/bench/src/optimizer-overhead.ts
  */
-import { bundledTwinPath, loadTwin, TwinTrialExecutor, type Twin } from '@hwopt/twin';
+import { TwinTrialExecutor, type Twin } from '@hwopt/twin';
 import { optimize, type StageName, type TrialMeasurement, type TrialRequest } from '@hwopt/optimizer';
-import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS } from '../../../libs/optimizer/test/support/synthetic-twins.ts';
+import { DATASET_SIZES, HEADROOMS, heldOutTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
 
-const DATASET_SIZES = [5_000, 19_500, 30_000];
-const HEADROOMS = [0, 0.05];
 const NEEDED_ON_PICK: Partial<Record<StageName, number>> = { production: 4, validation: 3, prototyping: 3 };
 
 /** Records every trial request that passes through, so the bench can count them per stage and architecture. */
@@ -52,7 +50,7 @@ async function measure(twins: Twin[]): Promise<SetFigures> {
         for (const [stage, needed] of Object.entries(NEEDED_ON_PICK) as [StageName, number][]) {
           const pick = result.stages[stage];
           if (pick === null) continue;
-          const onPick = executor.requests.filter((r) => r.stage === stage && r.architecture.layers === pick.layers && r.architecture.hiddenChannels === pick.hiddenChannels).length;
+          const onPick = executor.requests.filter((request) => request.stage === stage && request.architecture.layers === pick.layers && request.architecture.hiddenChannels === pick.hiddenChannels).length;
           figures.overhead[stage]! += Math.max(0, onPick - needed);
         }
       }
@@ -63,9 +61,9 @@ async function measure(twins: Twin[]): Promise<SetFigures> {
 
 async function main(): Promise<void> {
   const sets: [string, Twin[]][] = [
-    ['tuned', [...['a100-40gb', 'rtx4090', 't4'].map((n) => loadTwin(bundledTwinPath(n))), ...SYNTHETIC_TWIN_SPECS.map(syntheticTwin)]],
-    ['held-out', HELD_OUT_SYNTHETIC_TWIN_SPECS.map(syntheticTwin)],
-    ['unseen', UNSEEN_SYNTHETIC_TWIN_SPECS.map(syntheticTwin)],
+    ['tuned', tunedTwins().map((entry) => entry.twin)],
+    ['held-out', heldOutTwins()],
+    ['unseen', unseenTwins()],
   ];
   const header = ['twins', 'cal trials', 'leg trials', 'ratio', 'overhead (prod/val/proto)', 'ratio without overhead'];
   const lines = [header.join(' | ')];

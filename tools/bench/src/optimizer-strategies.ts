@@ -6,13 +6,9 @@
  *
  * Run: node --import tsx tools/bench/src/optimizer-strategies.ts
  */
-import { bundledTwinPath, loadTwin, TwinTrialExecutor, type Twin } from '@hwopt/twin';
+import { TwinTrialExecutor, type Twin } from '@hwopt/twin';
 import { optimize, type CostModelSnapshot, type OptimizeResult } from '@hwopt/optimizer';
-// The synthetic twin generator is shared with the optimizer's tests.
-import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS } from '../../../libs/optimizer/test/support/synthetic-twins.ts';
-
-const DATASET_SIZES = [5_000, 19_500, 30_000];
-const HEADROOMS = [0, 0.05];
+import { DATASET_SIZES, HEADROOMS, heldOutTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
 
 interface Totals { trials: number; gpuSeconds: number }
 
@@ -52,19 +48,17 @@ async function coldRuns(twins: Twin[], totalLabel: string, out: string[]): Promi
 }
 
 async function main(): Promise<void> {
-  const bundled = ['a100-40gb', 'rtx4090', 't4'].map((n) => ({ twin: loadTwin(bundledTwinPath(n)), family: 'bundled' }));
-  const synthetic = SYNTHETIC_TWIN_SPECS.map((spec) => ({ twin: syntheticTwin(spec), family: `synthetic laws ${spec.lawSeed}` }));
-  const entries = [...bundled, ...synthetic];
+  const entries = tunedTwins();
   const out: string[] = [];
   out.push(`Cold runs, summed over dataset sizes ${DATASET_SIZES.join(', ')} and headroom ${HEADROOMS.join(', ')}`);
   out.push(row(['twin', 'cal trials', 'leg trials', 'trial ratio', 'cal gpu-s', 'leg gpu-s', 'gpu-s ratio']));
   await coldRuns(entries.map((e) => e.twin), 'total', out);
   // The held-out twins never set any constant of the strategies, so their total estimates an unseen GPU.
   out.push('held-out synthetic twins');
-  await coldRuns(HELD_OUT_SYNTHETIC_TWIN_SPECS.map(syntheticTwin), 'held-out total', out);
+  await coldRuns(heldOutTwins(), 'held-out total', out);
   // The unseen twins were added after the held-out ones had judged changes, and judge none.
   out.push('unseen synthetic twins');
-  await coldRuns(UNSEEN_SYNTHETIC_TWIN_SPECS.map(syntheticTwin), 'unseen total', out);
+  await coldRuns(unseenTwins(), 'unseen total', out);
 
   out.push('');
   out.push('Warm starts (calibrated, summed over the same dataset sizes and headrooms): trials of a cold run, with a prior');
