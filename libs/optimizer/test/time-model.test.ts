@@ -10,7 +10,7 @@ function parameters(a: Architecture): number {
   return 8 * l * c * c + 30 * l * c + 4 * c * c + 2000;
 }
 
-function step(layers: number, hiddenChannels: number, batchSize: number, stepSeconds: number): TrialObservation {
+function stepObservation(layers: number, hiddenChannels: number, batchSize: number, stepSeconds: number): TrialObservation {
   return { layers, hiddenChannels, batchSize, iterations: 20, outcome: 'ok', peakMiB: 1000, stepSeconds, source: 'run' };
 }
 
@@ -19,7 +19,7 @@ describe('nonNegativeLeastSquares', () => {
   const rows = [[1, 0], [0, 1], [1, 1], [2, 1]];
   const targets = [2, -1, 1, 3];
 
-  it('matches plain fit without negatives', () => {
+  it('matches least squares when non-negative', () => {
     const positive = [2, 1, 3, 5];
     expect(nonNegativeLeastSquares(rows, positive)).toEqual(leastSquares(rows, positive));
   });
@@ -39,14 +39,16 @@ describe('nonNegativeLeastSquares', () => {
 
 describe('TimeModel on small architectures', () => {
   // Steps measured on a slow 10 GiB GPU: the smoke test at batch size 1, production's search,
-  // and the validation screens. The smallest prototyping architecture, 1 x 24, steps about
-  // 0.96 s at batch size 338 on that GPU.
-  const observations = [
-    step(1, 8, 1, 0.028),
-    step(6, 96, 16, 1.346), step(6, 96, 42, 3.459), step(6, 96, 55, 4.515), step(6, 96, 62, 5.084),
-    step(2, 32, 78, 0.514), step(3, 32, 193, 2.008), step(4, 64, 110, 2.842), step(3, 64, 132, 3.285),
-    step(4, 48, 131, 2.965), step(3, 48, 153, 2.656), step(2, 64, 165, 2.196), step(4, 32, 167, 2.053), step(2, 48, 187, 1.832),
+  // and the validation screens. The smallest prototyping architecture, 1 x 24, takes about
+  // 0.96 s per step at batch size 338 on that GPU.
+  // [layers, hidden channels, batch size, step seconds]
+  const measured: [number, number, number, number][] = [
+    [1, 8, 1, 0.028],
+    [6, 96, 16, 1.346], [6, 96, 42, 3.459], [6, 96, 55, 4.515], [6, 96, 62, 5.084],
+    [2, 32, 78, 0.514], [3, 32, 193, 2.008], [4, 64, 110, 2.842], [3, 64, 132, 3.285],
+    [4, 48, 131, 2.965], [3, 48, 153, 2.656], [2, 64, 165, 2.196], [4, 32, 167, 2.053], [2, 48, 187, 1.832],
   ];
+  const observations = measured.map(([layers, hiddenChannels, batchSize, stepSeconds]) => stepObservation(layers, hiddenChannels, batchSize, stepSeconds));
 
   it('brackets a smaller unscreened architecture', () => {
     const model = new TimeModel(observations, parameters);
