@@ -4,9 +4,11 @@
  * model's belief about where the maximum lies.
  *
  * Proving maxBatch = m takes a feasible probe at m and an infeasible one
- * at m + 1 (or m = maxBatchSize), so even a perfect prediction costs two
- * trials. Within a narrow bracket, dynamic programming over the bracket
- * finds the probe that minimises the expected number of further trials.
+ * at m + 1 (or m = maxBatchSize), unless the peak measured at m proves
+ * m + 1 over the limit, so a perfect prediction costs one or two trials.
+ * Within a narrow bracket, dynamic programming over the bracket finds the
+ * probe that minimises the expected number of further trials, given the
+ * chance that a fitting probe at the maximum proves it.
  * A wide bracket is first narrowed by probing just below the predicted
  * maximum, so that the probe most likely fits and adds a measured point
  * close to the boundary.
@@ -45,6 +47,14 @@ export interface BoundarySearchOptions {
   lowerNeedsVerify: boolean;
   /** Whether `upper` comes from an infeasible measurement rather than the batch size cap. */
   upperProven: boolean;
+  /**
+   * Probability that a fitting probe at maxBatch itself proves maxBatch from
+   * its measured peak, so that no probe above it is needed (0 when only a
+   * probe above can). A fitting probe below maxBatch never proves it.
+   */
+  ceilingProofChance?: number;
+  /** The same probability for `lower` itself, whose peak is already measured: 0 when it did not prove maxBatch. */
+  lowerProofChance?: number;
 }
 
 export interface BoundaryProbe {
@@ -90,7 +100,7 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
   }
 
   const probabilities = bracketProbabilities(bottom, top, { estimate, spread });
-  const plan = planBracket(probabilities, options.lowerNeedsVerify && bottom === lower ? 1 : 0);
+  const plan = planBracket(probabilities, options.lowerNeedsVerify && bottom === lower ? 1 : 0, options.ceilingProofChance ?? 0, bottom === lower ? (options.lowerProofChance ?? 0) : (options.ceilingProofChance ?? 0));
   const offset = plan.firstProbe;
   const batchSize = bottom + offset;
   // The program treats a fitting probe at `top` as final, though the proven bracket may go on to
@@ -103,15 +113,24 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
 
 /**
  * Dynamic program over sub-brackets [l, u] of indices into `probabilities`
- * (index 0 proven feasible): cost(l, u) = 0 when l = u, otherwise the
- * minimum over probes x in (l, u] of 1 + P(m >= x) cost(x, u) + P(m < x) cost(l, x - 1),
- * except that ending at index 0 may cost a verify trial.
+ * (index 0 proven feasible). A fitting probe at x proves maxBatch = x with
+ * probability `proofChance` when maxBatch is x; otherwise the search goes on
+ * in [x, u] with that outcome's weight on x reduced by the proof that did
+ * not come. So cost(l, u) is 0 when l = u, and otherwise the minimum over
+ * probes x in (l, u] of
+ *   1 + P(fits, no proof) cost(x, u) + P(does not fit) cost(l, x - 1),
+ * except that ending at index 0 may cost a verify trial. Index 0 fitted
+ * already, so its weight is reduced by `lowerProofChance`, the chance that
+ * its proof, which did not come, would have come. With both chances 0 this
+ * is the plain search for a fitting x and a failing x + 1.
  */
-function planBracket(probabilities: number[], lowerVerifyTrials: number): { firstProbe: number; expectedTrials: number } {
+export function planBracket(probabilities: number[], lowerVerifyTrials: number, proofChance: number, lowerProofChance: number): { firstProbe: number; expectedTrials: number } {
   const n = probabilities.length;
+  // The weight of maxBatch = l, once l fitted without proving it, is what is left of its probability.
+  const leftAt = (l: number) => probabilities[l]! * (1 - (l === 0 ? lowerProofChance : proofChance));
   const prefix = [0];
   for (const p of probabilities) prefix.push(prefix[prefix.length - 1]! + p);
-  const mass = (l: number, u: number) => prefix[u + 1]! - prefix[l]!;
+  const mass = (l: number, u: number) => (l > u ? 0 : prefix[u + 1]! - prefix[l]!);
   const cost: Float64Array[] = Array.from({ length: n }, () => new Float64Array(n));
   // Ending on the proven lower size costs a verify trial when its probe ran too few iterations.
   cost[0]![0] = lowerVerifyTrials;
@@ -119,12 +138,13 @@ function planBracket(probabilities: number[], lowerVerifyTrials: number): { firs
   for (let width = 1; width < n; width++) {
     for (let l = 0; l + width < n; l++) {
       const u = l + width;
-      const total = mass(l, u);
+      const total = leftAt(l) + mass(l + 1, u);
       let best = Number.POSITIVE_INFINITY;
       let bestX = u;
       for (let x = l + 1; x <= u; x++) {
-        const above = mass(x, u) / total;
-        const value = 1 + above * cost[x]![u]! + (1 - above) * cost[l]![x - 1]!;
+        const goesOn = total > 0 ? (leftAt(x) + mass(x + 1, u)) / total : 0;
+        const below = total > 0 ? (leftAt(l) + mass(l + 1, x - 1)) / total : 1;
+        const value = 1 + goesOn * cost[x]![u]! + below * cost[l]![x - 1]!;
         // Ties go to the smaller probe: it more likely fits, so it measures a peak that sharpens
         // the model and can verify the pick, where an out-of-memory probe measures nothing.
         if (value < best - 1e-12) {

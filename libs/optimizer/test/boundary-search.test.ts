@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseBoundaryProbe, outcomeProbability } from '../src/boundary-search.ts';
+import { chooseBoundaryProbe, outcomeProbability, planBracket } from '../src/boundary-search.ts';
 
 const OPTIONS = { lowerNeedsVerify: false, upperProven: false };
 
@@ -61,5 +61,31 @@ describe('outcomeProbability', () => {
   it('rates a probe far above the estimate unlikely to fit', () => {
     expect(outcomeProbability({ estimate: 50, spread: 3 }, 70, true)).toBeLessThan(1e-6);
     expect(outcomeProbability({ estimate: 50, spread: 3 }, 70, false)).toBeGreaterThan(0.999);
+  });
+});
+
+describe('planBracket', () => {
+  // Index 0 is proven feasible and maxBatch is certainly index 1.
+  const certain = [0, 1, 0];
+
+  it('needs a fit and a failure without proofs', () => {
+    expect(planBracket(certain, 0, 0, 0).expectedTrials).toBeCloseTo(2, 9);
+  });
+
+  it('needs one fit when it proves the maximum', () => {
+    const plan = planBracket(certain, 0, 1, 0);
+    expect(plan.firstProbe).toBe(1);
+    expect(plan.expectedTrials).toBeCloseTo(1, 9);
+  });
+
+  it('weighs a proof by its chance', () => {
+    expect(planBracket(certain, 0, 0.5, 0).expectedTrials).toBeCloseTo(1.5, 9);
+  });
+
+  it('rules out a lower size whose proof failed', () => {
+    // maxBatch is index 0 or 2 alike. Without a proof at index 0, a failure at 2 leaves a probe at 1.
+    const split = [0.5, 0, 0.5];
+    expect(planBracket(split, 0, 0, 0).expectedTrials).toBeCloseTo(1.5, 9);
+    expect(planBracket(split, 0, 0, 1).expectedTrials).toBeCloseTo(1, 9);
   });
 });
