@@ -3,11 +3,22 @@
  * chooses each next trial, and measured bounds decide.
  *
  * What makes a pick exact:
- * - maxBatch(a) = b only once b was measured feasible and b + 1 measured
- *   infeasible (or b = maxBatchSize); predictions only choose the probe.
+ * - maxBatch(a) = b only once b was measured feasible and b + 1 either
+ *   measured infeasible or proven so by the measured peaks of a (or
+ *   b = maxBatchSize); predictions only choose the probe.
  * - Feasibility is taken to be monotone in batch size (peak memory does
  *   not fall as the batch grows), so one feasible and one infeasible
  *   measurement bound maxBatch from both sides.
+ * - Peak memory is also taken to be convex in batch size, so two measured
+ *   peaks of a bound its growth per sample from below. Where the peak at b
+ *   lies less than that growth below the limit, allowing for the
+ *   allocator's rounding, b + 1 cannot fit and is not run
+ *   (CostModel.provesCeiling). On fine rounding this saves the failing
+ *   trial above most maxima.
+ *   NOTE: this proof trusts measured peaks to within the rounding step or
+ *   20 MiB, whichever is larger. A runner whose peaks vary more from run
+ *   to run, for example with inputs of varying size, can make it claim a
+ *   maximum one sample short.
  * - An efficiency candidate is ruled out when its interval of cycle
  *   minutes and throughput cannot beat a candidate proven to fit. A
  *   candidate's maxBatch interval is the measured bounds narrowed by the
@@ -129,13 +140,24 @@ class CalibratedSearch {
   }
 
   /**
+   * The proven bracket of maxBatch(a): the ledger's measured bounds, closed
+   * at the largest feasible size when its measured peaks prove that one
+   * more sample would not fit (CostModel.provesCeiling).
+   */
+  private bounds(a: Architecture): { lower: number; upper: number } {
+    const { lower, upper } = this.ledger.bounds(a);
+    if (lower >= 1 && lower < upper && this.model.provesCeiling(a, lower, this.ledger.limitMiB)) return { lower, upper: lower };
+    return { lower, upper };
+  }
+
+  /**
    * Chooses the next batch size to probe for `a`, or null when maxBatch is
    * proven. With a prediction, the probe minimises the expected trials to
    * prove maxBatch (boundary-search.ts). Without one, the proven bracket is
    * bisected, or the search doubles from the stage's start size.
    */
   private nextProbe(stage: StageName, a: Architecture, feasibleIterations: number): { batchSize: number; finalIfFeasible: number; belief: BoundaryBelief | null; regressed?: boolean } | null {
-    const { lower, upper } = this.ledger.bounds(a);
+    const { lower, upper } = this.bounds(a);
     if (upper < 1 || lower === upper) return null;
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
     if (prediction === undefined) {
@@ -162,7 +184,12 @@ class CalibratedSearch {
     const belief = { estimate: prediction.estimate, spread: Math.max(spread, 0.25) };
     const lowerObservation = lower >= 1 ? this.ledger.feasibleAt(a, lower) : undefined;
     const lowerNeedsVerify = feasibleIterations > PROBE_ITERATIONS && lowerObservation !== undefined && (lowerObservation.source !== 'run' || lowerObservation.iterations < feasibleIterations);
-    const probe = chooseBoundaryProbe(lower, upper, belief, { lowerNeedsVerify, upperProven: upper < this.ledger.maxBatchSize });
+    // A fitting probe at the maximum may prove it from its peak. At `lower`, that proof was
+    // already tried whenever a smaller size of `a` had a measured peak, and it failed.
+    const ceilingProofChance = this.model.ceilingProofChance(a, belief.estimate);
+    const chordBelow = lower >= 1 && this.ledger.of(a).some((o) => o.outcome === 'ok' && o.peakMiB !== null && o.batchSize < lower);
+    const lowerProofChance = chordBelow ? ceilingProofChance : 0;
+    const probe = chooseBoundaryProbe(lower, upper, belief, { lowerNeedsVerify, upperProven: upper < this.ledger.maxBatchSize, ceilingProofChance, lowerProofChance });
     return probe === null ? null : { ...probe, belief, regressed: prediction.source === 'regressed' };
   }
 
@@ -192,7 +219,7 @@ class CalibratedSearch {
     for (let step = 0; step < MAX_STEPS_PER_STAGE; step++) {
       if (!(await this.stepTowardsMaxBatch(stage, a, feasibleIterations))) break;
     }
-    const { lower, upper } = this.ledger.bounds(a);
+    const { lower, upper } = this.bounds(a);
     return upper < 1 ? 0 : lower;
   }
 
@@ -233,7 +260,7 @@ class CalibratedSearch {
 
   private estimate(candidate: Candidate, window: readonly [number, number], predicted?: EfficiencyModel): CandidateEstimate | null {
     const a = candidate.architecture;
-    const { lower, upper } = this.ledger.bounds(a);
+    const { lower, upper } = this.bounds(a);
     if (upper < 1) return null;
     const cycleBatches = this.options.workload.cycleBatches;
     const points = this.stepPoints(a);
@@ -346,7 +373,7 @@ class CalibratedSearch {
       const progressed = await this.stepTowardsMaxBatch(stage, a, screened || likelyWinner ? stress : PROBE_ITERATIONS);
       if (!progressed) {
         // maxBatch is proven but its step time is unknown: measure it with a verify trial.
-        const { lower } = this.ledger.bounds(a);
+        const { lower } = this.bounds(a);
         if ((await this.verify(stage, a, lower, stress))?.stepSeconds == null) return null;
       }
     }

@@ -470,6 +470,48 @@ export class CostModel {
     return top.batchSize + Math.floor((limitMiB - top.peakMiB + granularity) / slope);
   }
 
+  /**
+   * Tests whether the measured peaks of `a` prove batch size `lower + 1`
+   * over `limitMiB`, where `lower` is its largest size measured feasible.
+   * Peak memory is taken to be non-decreasing and convex in the batch size
+   * (activations grow at least linearly), so beyond two measured sizes it
+   * grows per sample by at least the chord slope between them. A measured
+   * peak P stands for an unrounded peak above P - g, for a rounding step g
+   * of at least PEAK_JITTER_MIB, and one at most P. So when
+   * P(lower) - g + (P(lower) - P(b) - g) / (lower - b) exceeds the limit for
+   * some smaller measured b, one more sample cannot fit, and the trial at
+   * lower + 1 would only confirm it.
+   */
+  provesCeiling(a: Architecture, lower: number, limitMiB: number): boolean {
+    // A prior of the same GPU model counts like the ledger's bounds count it: until a trial contradicts it.
+    const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a) && p.peakMiB <= limitMiB);
+    const top = own.find((p) => p.batchSize === lower);
+    if (top === undefined) return false;
+    const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
+    let slope = 0;
+    for (const p of own) {
+      if (p.batchSize < lower) slope = Math.max(slope, (top.peakMiB - p.peakMiB - g) / (lower - p.batchSize));
+    }
+    return slope > 0 && top.peakMiB - g + slope > limitMiB;
+  }
+
+  /**
+   * Probability that a fitting probe of `a` at its maximum `estimate` will
+   * prove that maximum by provesCeiling: 0 before `a` has a measured peak
+   * to draw a chord from. The peak at the maximum lies within
+   * one sample's memory below the limit, and the proof needs it more than
+   * one rounding step above limit - slope, so about 1 - g / slope of such
+   * peaks prove it.
+   */
+  ceilingProofChance(a: Architecture, estimate: number): number {
+    if (!this.current.some((p) => architectureKey(p.architecture) === architectureKey(a))) return 0;
+    const law = this.memoryLaw(a)?.law;
+    if (law === undefined) return 0;
+    const slope = law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1);
+    const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
+    return slope > g ? 1 - g / slope : 0;
+  }
+
   private largestMeasuredBatch(): number {
     let largest = 0;
     for (const p of this.current) largest = Math.max(largest, p.batchSize);
@@ -531,6 +573,13 @@ const EXTRAPOLATION_SPREAD = 0.15;
 const CENSORED_FIT_ROUNDS = 3;
 /** Run-to-run variation of a measured peak that maxBatchUpperBound allows for, as a fraction of the limit. */
 const PEAK_NOISE_FRACTION = 0.005;
+/**
+ * Variation of a measured peak that provesCeiling always allows for, in
+ * MiB: one segment of PyTorch's caching allocator for mid-sized blocks
+ * (kLargeBuffer in c10/cuda/CUDACachingAllocator.cpp), which one more small
+ * tensor can add to a run's peak.
+ */
+const PEAK_JITTER_MIB = 20;
 /** Relative slope error always allowed for the regression's slope in maxBatchUpperBound. */
 const SLOPE_FLOOR_ERROR = 0.2;
 /** PyTorch's CUDA caching allocator rounds allocations above 10 MiB up to multiples of 2 MiB (kRoundLarge in c10/cuda/CUDACachingAllocator.cpp). */

@@ -46,3 +46,39 @@ describe('CostModel two-size laws', () => {
     expect(model.memoryLaw(PRODUCTION)?.law.perSampleSquaredMiB).toBe(0);
   });
 });
+
+describe('CostModel.provesCeiling', () => {
+  // The peaks' differences share no rounding step above 2 MiB, so the model takes the step to
+  // be small; with peaks such as 3000 and 30000 it could be as large as their common divisor.
+  const linear = (b: number) => 1002 + 100 * b;
+  const measured = [observation(SMOKE, 1, 900), observation(PRODUCTION, 20, linear(20)), observation(PRODUCTION, 290, linear(290))];
+
+  it('proves a ceiling one sample short of the limit', () => {
+    // The limit lies 50 MiB above the peak at 290, and one more sample needs 100.
+    expect(modelOf(measured).provesCeiling(PRODUCTION, 290, linear(290) + 50)).toBe(true);
+  });
+
+  it('leaves room for one more sample', () => {
+    // 291 needs 30,102 MiB and fits under 30,152.
+    expect(modelOf(measured).provesCeiling(PRODUCTION, 290, linear(290) + 150)).toBe(false);
+  });
+
+  it('needs a second measured size', () => {
+    const single = [observation(SMOKE, 1, 900), observation(PRODUCTION, 290, linear(290))];
+    expect(modelOf(single).provesCeiling(PRODUCTION, 290, linear(290) + 50)).toBe(false);
+  });
+
+  it('proves nothing under coarse rounding', () => {
+    // Peaks rounded up to 512 MiB: 291 samples need 30,102, which still rounds to the 30,208 of 290.
+    const rounded = (b: number) => 512 * Math.ceil(linear(b) / 512);
+    const coarse = [observation(PRODUCTION, 20, rounded(20)), observation(PRODUCTION, 150, rounded(150)), observation(PRODUCTION, 290, rounded(290))];
+    expect(rounded(291)).toBe(rounded(290));
+    expect(modelOf(coarse).provesCeiling(PRODUCTION, 290, rounded(290) + 100)).toBe(false);
+    expect(modelOf(coarse).ceilingProofChance(PRODUCTION, 290)).toBe(0);
+  });
+
+  it('rates a steep law likely to prove its ceiling', () => {
+    expect(modelOf(measured).ceilingProofChance(PRODUCTION, 290)).toBeGreaterThan(0.7);
+    expect(modelOf([observation(SMOKE, 1, 900)]).ceilingProofChance(PRODUCTION, 290)).toBe(0);
+  });
+});

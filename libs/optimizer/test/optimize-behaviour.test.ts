@@ -132,3 +132,42 @@ describe('optimize', () => {
     expect(calibrated.cost.gpuSeconds * 5).toBeLessThan(legacy.cost.gpuSeconds);
   });
 });
+
+describe('maxima proven from peaks', () => {
+  /** Runs the calibrated strategy and reports, per stage, the pick and whether a trial ran one sample above it. */
+  async function picksAndProbesAbove(twin: typeof t4, datasetSize: number, headroom: number) {
+    const requests: TrialRequest[] = [];
+    const result = await optimize(new TwinTrialExecutor(twin), { ...options(twin, datasetSize), headroom, onTrial: (r) => requests.push(r) });
+    const truth = exhaustiveTruth(twin, { datasetSize, headroom });
+    return (['production', 'validation', 'prototyping'] as const).map((stage) => {
+      const pick = result.stages[stage]!;
+      const probedAbove = requests.some((r) => r.architecture.layers === pick.layers && r.architecture.hiddenChannels === pick.hiddenChannels && r.batchSize === pick.batchSize + 1);
+      return { pick, truth: truth[stage]!, probedAbove, requests };
+    });
+  }
+
+  it('skips the trial above most maxima under fine rounding', async () => {
+    let proven = 0;
+    for (const datasetSize of [5_000, 19_500, 30_000]) {
+      for (const headroom of [0, 0.05]) {
+        for (const { pick, truth, probedAbove } of await picksAndProbesAbove(a100, datasetSize, headroom)) {
+          expect(pick.batchSize).toBe(truth.batchSize);
+          if (!probedAbove) proven += 1;
+        }
+      }
+    }
+    // 18 picks in all; the A100 twin's allocator rounds to 2 MiB and its laws need 36 MiB or more per sample.
+    expect(proven).toBeGreaterThanOrEqual(15);
+  });
+
+  it('probes above every maximum under coarse rounding', async () => {
+    const coarse = syntheticTwin(SYNTHETIC_TWIN_SPECS[1]!);
+    expect(coarse.memory.granularityMiB).toBe(512);
+    for (const datasetSize of [5_000, 30_000]) {
+      for (const { pick, truth, probedAbove } of await picksAndProbesAbove(coarse, datasetSize, 0)) {
+        expect(pick.batchSize).toBe(truth.batchSize);
+        expect(probedAbove).toBe(true);
+      }
+    }
+  });
+});
