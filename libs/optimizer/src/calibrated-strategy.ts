@@ -235,14 +235,31 @@ class CalibratedSearch {
     return feasible ? observation : null;
   }
 
+  /**
+   * Iterations for production's probes of `a` that may prove its maximum:
+   * the most stress iterations of production and of any later efficiency
+   * stage that has `a` as a candidate. Such a stage often picks the same
+   * maximum, and then the probe verifies it there too.
+   */
+  private laterStress(a: Architecture, stress: number): number {
+    const key = architectureKey(a);
+    let iterations = stress;
+    for (const stage of ['validation', 'prototyping'] as const) {
+      if (!this.options.stages.includes(stage)) continue;
+      if (this.context.candidates[stage].candidates.some((c) => architectureKey(c.architecture) === key)) iterations = Math.max(iterations, this.options.workload.stressIterations[stage]);
+    }
+    return iterations;
+  }
+
   async production(): Promise<StagePick | null> {
     const set = this.context.candidates.production;
     const stress = this.options.workload.stressIterations.production;
     for (const candidate of set.candidates) {
       const a = candidate.architecture;
-      const maxBatch = await this.resolveMaxBatch('production', a, stress);
+      const iterations = this.laterStress(a, stress);
+      const maxBatch = await this.resolveMaxBatch('production', a, iterations);
       if (maxBatch < 1) continue;
-      const verified = await this.verify('production', a, maxBatch, stress);
+      const verified = await this.verify('production', a, maxBatch, iterations);
       if (verified === null) return this.production();
       return buildStagePick('production', set, candidate, verified, this.options.workload.cycleBatches, null);
     }

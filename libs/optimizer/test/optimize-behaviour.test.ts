@@ -5,6 +5,8 @@ import {
   InvalidOptimizeOptionError,
   optimize,
   TrialFailedError,
+  type OptimizeResult,
+  VISNET_PDB,
   type TrialExecutor,
   type TrialRequest,
 } from '../src/index.ts';
@@ -17,6 +19,11 @@ const rtx = loadTwin(bundledTwinPath('rtx4090'));
 
 function options(twin: typeof t4, datasetSize = 19_500) {
   return { memoryTotalMiB: twin.gpu.memoryTotalMiB, gpuModel: twin.gpu.name, datasetSize, headroom: 0.05 };
+}
+
+/** The picks without how many iterations verified them: a strategy may verify with more than a stage's stress iterations. */
+function picks(stages: OptimizeResult['stages']) {
+  return Object.fromEntries(Object.entries(stages).map(([stage, pick]) => [stage, pick === null ? null : { ...pick, verifyTrialIterations: undefined }]));
 }
 
 describe('cost model snapshot', () => {
@@ -127,7 +134,10 @@ describe('optimize', () => {
   it('reports the legacy cost well above the calibrated one', async () => {
     const calibrated = await optimize(new TwinTrialExecutor(a100), options(a100, 30_000));
     const legacy = await optimize(new TwinTrialExecutor(a100), { ...options(a100, 30_000), strategy: 'legacy' });
-    expect(legacy.stages).toEqual(calibrated.stages);
+    expect(picks(legacy.stages)).toEqual(picks(calibrated.stages));
+    for (const stage of ['production', 'validation', 'prototyping'] as const) {
+      expect(calibrated.stages[stage]!.verifyTrialIterations).toBeGreaterThanOrEqual(legacy.stages[stage]!.verifyTrialIterations);
+    }
     expect(calibrated.cost.trials * 5).toBeLessThan(legacy.cost.trials);
     expect(calibrated.cost.gpuSeconds * 5).toBeLessThan(legacy.cost.gpuSeconds);
   });
@@ -169,5 +179,15 @@ describe('maxima proven from peaks', () => {
         expect(probedAbove).toBe(true);
       }
     }
+  });
+
+  it('verifies an equal production and validation pick once', async () => {
+    const [production, validation] = await picksAndProbesAbove(a100, 5_000, 0);
+    expect(validation!.pick.layers).toBe(production!.pick.layers);
+    expect(validation!.pick.hiddenChannels).toBe(production!.pick.hiddenChannels);
+    expect(validation!.pick.batchSize).toBe(production!.pick.batchSize);
+    expect(validation!.pick.verifyTrialIterations).toBeGreaterThanOrEqual(VISNET_PDB.stressIterations.validation);
+    const atPick = production!.requests.filter((r) => r.architecture.layers === production!.pick.layers && r.architecture.hiddenChannels === production!.pick.hiddenChannels && r.batchSize === production!.pick.batchSize);
+    expect(atPick.map((r) => r.stage)).toEqual(['production']);
   });
 });
