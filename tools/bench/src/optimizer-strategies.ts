@@ -2,13 +2,17 @@
  * Compares the calibrated and legacy optimizer strategies on the bundled
  * twins and on synthetic ones: trials and GPU-seconds per twin and in
  * total, the same for held-out and for unseen synthetic twins, and cold
- * against warm starts.
+ * against warm starts. A last set of twins is drawn at random, and on it
+ * both strategies' picks are also checked against the exhaustive rules.
  *
- * Run: node --import tsx tools/bench/src/optimizer-strategies.ts
+ * Run: node --import tsx tools/bench/src/optimizer-strategies.ts [--random-twins N] [--seed S]
  */
+import { parseArgs } from 'node:util';
 import { TwinTrialExecutor, type Twin } from '@hwopt/twin';
 import { optimize, type CostModelSnapshot, type OptimizeResult } from '@hwopt/optimizer';
-import { DATASET_SIZES, HEADROOMS, heldOutTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
+import { DATASET_SIZES, HEADROOMS, heldOutTwins, randomTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
+// The exhaustive evaluation of the stage rules is shared with the optimizer's tests.
+import { exhaustiveTruth } from '../../../libs/optimizer/test/support/exhaustive-truth.ts';
 
 interface Totals { trials: number; gpuSeconds: number }
 
@@ -25,16 +29,31 @@ function row(cells: (string | number)[]): string {
   return cells.map((c, i) => (typeof c === 'number' ? c.toFixed(c < 10 && !Number.isInteger(c) ? 3 : 0) : c).padStart(i === 0 ? 22 : 12)).join('');
 }
 
-/** Appends one row per twin and a total row to `out`, and returns the totals. */
-async function coldRuns(twins: Twin[], totalLabel: string, out: string[]): Promise<{ calibrated: Totals; legacy: Totals }> {
-  const grand = { calibrated: { trials: 0, gpuSeconds: 0 }, legacy: { trials: 0, gpuSeconds: 0 } };
+/** Counts the stages whose pick differs from the exhaustive evaluation of the rules on the twin's laws. */
+function wrongPicks(twin: Twin, datasetSize: number, headroom: number, result: OptimizeResult): number {
+  const truth = exhaustiveTruth(twin, { datasetSize, headroom });
+  let wrong = 0;
+  for (const [stage, pick] of Object.entries(result.stages) as [keyof typeof truth, OptimizeResult['stages'][keyof typeof truth]][]) {
+    const expected = truth[stage];
+    const same = pick === null ? expected === null : expected !== null && pick.layers === expected.layers && pick.hiddenChannels === expected.hiddenChannels && pick.batchSize === expected.batchSize;
+    if (!same) wrong += 1;
+  }
+  return wrong;
+}
+
+/** Appends one row per twin and a total row to `out`, and returns the totals and the picks that broke the rules. */
+async function coldRuns(twins: Twin[], totalLabel: string, out: string[]): Promise<{ calibrated: Totals; legacy: Totals; wrong: number }> {
+  const grand = { calibrated: { trials: 0, gpuSeconds: 0 }, legacy: { trials: 0, gpuSeconds: 0 }, wrong: 0 };
   for (const twin of twins) {
     const cal = { trials: 0, gpuSeconds: 0 };
     const leg = { trials: 0, gpuSeconds: 0 };
     for (const datasetSize of DATASET_SIZES) {
       for (const headroom of HEADROOMS) {
-        add(cal, await run(twin, datasetSize, headroom, 'calibrated'));
-        add(leg, await run(twin, datasetSize, headroom, 'legacy'));
+        const calibrated = await run(twin, datasetSize, headroom, 'calibrated');
+        const legacy = await run(twin, datasetSize, headroom, 'legacy');
+        add(cal, calibrated);
+        add(leg, legacy);
+        grand.wrong += wrongPicks(twin, datasetSize, headroom, calibrated) + wrongPicks(twin, datasetSize, headroom, legacy);
       }
     }
     add(grand.calibrated, { cost: cal } as OptimizeResult);
@@ -48,6 +67,11 @@ async function coldRuns(twins: Twin[], totalLabel: string, out: string[]): Promi
 }
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'random-twins': { type: 'string', default: '20' }, seed: { type: 'string', default: '1' } } });
+  const randomCount = Number(values['random-twins']);
+  const seed = Number(values.seed);
+  if (!Number.isInteger(randomCount) || randomCount < 0) throw new Error(`--random-twins must be a whole number of twins, 0 or more; got ${values['random-twins']}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a whole number, 0 or more; got ${values.seed}`);
   const entries = tunedTwins();
   const out: string[] = [];
   out.push(`Cold runs, summed over dataset sizes ${DATASET_SIZES.join(', ')} and headroom ${HEADROOMS.join(', ')}`);
@@ -59,6 +83,11 @@ async function main(): Promise<void> {
   // The unseen twins were added after the held-out ones had judged changes, and judge none.
   out.push('unseen synthetic twins');
   await coldRuns(unseenTwins(), 'unseen total', out);
+  if (randomCount > 0) {
+    out.push(`${randomCount} random synthetic twins, seed ${seed}`);
+    const random = await coldRuns(randomTwins(randomCount, seed), 'random total', out);
+    out.push(`picks of either strategy that differ from the exhaustive rules: ${random.wrong}`);
+  }
 
   out.push('');
   out.push('Warm starts (calibrated, summed over the same dataset sizes and headrooms): trials of a cold run, with a prior');
