@@ -485,14 +485,19 @@ export class CostModel {
   provesCeiling(a: Architecture, lower: number, limitMiB: number): boolean {
     // A prior of the same GPU model counts like the ledger's bounds count it: until a trial contradicts it.
     const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a) && p.peakMiB <= limitMiB);
-    const top = own.find((p) => p.batchSize === lower);
-    if (top === undefined) return false;
+    // Where one size was measured more than once, the reading least favourable to the proof counts:
+    // the lowest peak at `lower` and the highest at each smaller size.
+    let top = Number.POSITIVE_INFINITY;
+    const below = new Map<number, number>();
+    for (const p of own) {
+      if (p.batchSize === lower) top = Math.min(top, p.peakMiB);
+      else if (p.batchSize < lower) below.set(p.batchSize, Math.max(below.get(p.batchSize) ?? 0, p.peakMiB));
+    }
+    if (!Number.isFinite(top)) return false;
     const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
     let slope = 0;
-    for (const p of own) {
-      if (p.batchSize < lower) slope = Math.max(slope, (top.peakMiB - p.peakMiB - g) / (lower - p.batchSize));
-    }
-    return slope > 0 && top.peakMiB - g + slope > limitMiB;
+    for (const [batchSize, peakMiB] of below) slope = Math.max(slope, (top - peakMiB - g) / (lower - batchSize));
+    return slope > 0 && top - g + slope > limitMiB;
   }
 
   /**

@@ -63,6 +63,12 @@ describe('CostModel.provesCeiling', () => {
     expect(modelOf(measured).provesCeiling(PRODUCTION, 290, linear(290) + 150)).toBe(false);
   });
 
+  it('trusts the lower of two readings', () => {
+    // A second run at 290 read 100 MiB less, so one more sample may still fit.
+    const repeated = [...measured, observation(PRODUCTION, 290, linear(290) - 100)];
+    expect(modelOf(repeated).provesCeiling(PRODUCTION, 290, linear(290) + 50)).toBe(false);
+  });
+
   it('needs a second measured size', () => {
     const single = [observation(SMOKE, 1, 900), observation(PRODUCTION, 290, linear(290))];
     expect(modelOf(single).provesCeiling(PRODUCTION, 290, linear(290) + 50)).toBe(false);
