@@ -493,7 +493,8 @@ export class CostModel {
       if (p.batchSize === lower) top = Math.min(top, p.peakMiB);
       else if (p.batchSize < lower) below.set(p.batchSize, Math.max(below.get(p.batchSize) ?? 0, p.peakMiB));
     }
-    if (!Number.isFinite(top)) return false;
+    // A rounding step at the cap may stand for a larger one, which would void the proof.
+    if (!Number.isFinite(top) || this.granularityEstimateMiB() >= MAX_GRANULARITY_MIB) return false;
     const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
     let slope = 0;
     for (const [batchSize, peakMiB] of below) slope = Math.max(slope, (top - peakMiB - g) / (lower - batchSize));
@@ -514,7 +515,7 @@ export class CostModel {
     if (law === undefined) return 0;
     const slope = law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1);
     const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
-    return slope > g ? 1 - g / slope : 0;
+    return slope > g && this.granularityEstimateMiB() < MAX_GRANULARITY_MIB ? 1 - g / slope : 0;
   }
 
   private largestMeasuredBatch(): number {

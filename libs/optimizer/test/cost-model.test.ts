@@ -83,6 +83,14 @@ describe('CostModel.provesCeiling', () => {
     expect(modelOf(coarse).ceilingProofChance(PRODUCTION, 290)).toBe(0);
   });
 
+  it('proves nothing when rounding may exceed the cap', () => {
+    // Rounded up to 4096 MiB, 21 samples need 32,502 and still fit within the 32,768 of 20.
+    const law = (b: number) => 4096 * Math.ceil((1002 + 1500 * b) / 4096);
+    const huge = [observation(PRODUCTION, 4, law(4)), observation(PRODUCTION, 20, law(20))];
+    expect(law(21)).toBe(law(20));
+    expect(modelOf(huge).provesCeiling(PRODUCTION, 20, law(20) + 10)).toBe(false);
+  });
+
   it('rates a steep law likely to prove its ceiling', () => {
     expect(modelOf(measured).ceilingProofChance(PRODUCTION, 290)).toBeGreaterThan(0.7);
     expect(modelOf([observation(SMOKE, 1, 900)]).ceilingProofChance(PRODUCTION, 290)).toBe(0);
