@@ -77,7 +77,7 @@ describe('an agent killed mid-trial', () => {
     await store?.end();
     await db?.drop();
     await stopTestServer();
-    if (!process.env.HWOPT_KEEP_TEST_DIRS) rmSync(workDir, { recursive: true, force: true });
+    if (workDir !== undefined && !process.env.HWOPT_KEEP_TEST_DIRS) rmSync(workDir, { recursive: true, force: true });
   });
 
   it('reruns the trial under its id after a restart', async () => {
@@ -153,7 +153,7 @@ describe('a result finished while the coordinator is down', () => {
     await store?.end();
     await db?.drop();
     await stopTestServer();
-    if (!process.env.HWOPT_KEEP_TEST_DIRS) rmSync(workDir, { recursive: true, force: true });
+    if (workDir !== undefined && !process.env.HWOPT_KEEP_TEST_DIRS) rmSync(workDir, { recursive: true, force: true });
   });
 
   it('resends the kept result and stores it once', async () => {

@@ -58,7 +58,15 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   };
 }
 
-/** Stops the embedded server a test process started, if any. */
+/**
+ * Stops the embedded server a test process started, if any, and removes its
+ * data. A later createTestDatabase in the same process starts a new one.
+ */
 export async function stopTestServer(): Promise<void> {
-  if (embedded) await (await embedded).stop();
+  if (embedded === undefined) return;
+  const handle = await embedded;
+  embedded = undefined;
+  await handle.stop();
+  if (embeddedDir !== undefined) rmSync(embeddedDir, { recursive: true, force: true });
+  embeddedDir = undefined;
 }
