@@ -414,17 +414,24 @@ export class CostModel {
   }
 
   /**
-   * Estimates the allocator's rounding step from the measurements: the greatest
-   * common divisor of differences between measured peaks (whole MiB), at
-   * most MAX_GRANULARITY_MIB. With few points it overestimates, which only
+   * Estimates the allocator's rounding step from the measurements, at most
+   * MAX_GRANULARITY_MIB. Peaks on one rounding lattice differ by whole
+   * multiples of its step. So when the differences are whole MiB, their
+   * greatest common divisor is a multiple of the step. Otherwise the
+   * smallest gap between distinct peaks is. Either way the estimate is never
+   * below the true step, and with few points it overestimates, which only
    * widens margins.
    */
   private granularityEstimateMiB(): number {
     if (this.granularity !== undefined) return this.granularity;
-    const peaks = [...new Set(this.current.map((p) => Math.round(p.peakMiB)))];
-    let divisor = 0;
-    for (const peak of peaks) divisor = greatestCommonDivisor(divisor, Math.abs(peak - peaks[0]!));
-    this.granularity = divisor === 0 ? MAX_GRANULARITY_MIB : Math.min(divisor, MAX_GRANULARITY_MIB);
+    const peaks = distinctSorted(this.current.map((p) => p.peakMiB));
+    let step = 0;
+    if (peaks.every((peak) => isWholeNumber(peak - peaks[0]!))) {
+      for (const peak of peaks) step = greatestCommonDivisor(step, Math.round(peak - peaks[0]!));
+    } else {
+      step = Math.min(...peaks.slice(1).map((peak, i) => peak - peaks[i]!));
+    }
+    this.granularity = step === 0 ? MAX_GRANULARITY_MIB : Math.min(step, MAX_GRANULARITY_MIB);
     return this.granularity;
   }
 
@@ -434,7 +441,7 @@ export class CostModel {
    * because two peaks alone only bound the step by their difference.
    */
   private likelyGranularityMiB(): number {
-    const distinct = new Set(this.current.map((p) => Math.round(p.peakMiB))).size;
+    const distinct = distinctSorted(this.current.map((p) => p.peakMiB)).length;
     return distinct >= 3 ? this.granularityEstimateMiB() : Math.min(this.granularityEstimateMiB(), TYPICAL_GRANULARITY_MIB);
   }
 
@@ -605,6 +612,19 @@ function heldOutSlopeErrorOf(count: number, error: number): number {
   if (count >= 2) return error;
   if (count === 1) return Math.max(error, SINGLE_SLOPE_ERROR_FLOOR);
   return Number.POSITIVE_INFINITY;
+}
+
+/** Peaks that differ by less than this many MiB count as one reading of the same level. */
+const PEAK_TOLERANCE_MIB = 1e-6;
+
+function isWholeNumber(value: number): boolean {
+  return Math.abs(value - Math.round(value)) <= PEAK_TOLERANCE_MIB;
+}
+
+/** Sorts values ascending and drops those within PEAK_TOLERANCE_MIB of the one before. */
+function distinctSorted(values: number[]): number[] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.filter((value, i) => i === 0 || value - sorted[i - 1]! > PEAK_TOLERANCE_MIB);
 }
 
 function greatestCommonDivisor(a: number, b: number): number {

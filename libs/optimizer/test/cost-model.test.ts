@@ -91,6 +91,14 @@ describe('CostModel.provesCeiling', () => {
     expect(modelOf(huge).provesCeiling(PRODUCTION, 20, law(20) + 10)).toBe(false);
   });
 
+  it('proves nothing under fractional rounding', () => {
+    // Peaks rounded up to 100.25 MiB: 287 samples need 12,482 and round to the 12,531.25 of 286.
+    const law = (b: number) => 100.25 * Math.ceil((1002 + 40 * b) / 100.25);
+    const fractional = [observation(PRODUCTION, 20, law(20)), observation(PRODUCTION, 150, law(150)), observation(PRODUCTION, 286, law(286))];
+    expect(law(287)).toBe(law(286));
+    expect(modelOf(fractional).provesCeiling(PRODUCTION, 286, law(286) + 10)).toBe(false);
+  });
+
   it('rates a steep law likely to prove its ceiling', () => {
     expect(modelOf(measured).ceilingProofChance(PRODUCTION, 290)).toBeGreaterThan(0.7);
     expect(modelOf([observation(SMOKE, 1, 900)]).ceilingProofChance(PRODUCTION, 290)).toBe(0);
