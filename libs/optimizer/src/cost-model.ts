@@ -418,9 +418,9 @@ export class CostModel {
    * MAX_GRANULARITY_MIB. Peaks on one rounding lattice differ by whole
    * multiples of its step. So when the differences are whole MiB, their
    * greatest common divisor is a multiple of the step. Otherwise the
-   * smallest gap between distinct peaks is. Either way the estimate is never
-   * below the true step, and with few points it overestimates, which only
-   * widens margins.
+   * smallest gap between distinct peaks is. Either way an estimate below the
+   * cap is never below the true step of peaks on one lattice, and with few
+   * points it overestimates, which only widens margins.
    */
   private granularityEstimateMiB(): number {
     if (this.granularity !== undefined) return this.granularity;
