@@ -3,7 +3,7 @@
  * flags, a deadline on every call, and errors turned into one-line reasons.
  */
 import { credentials as grpcCredentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { InvalidInputError, readClientTlsFiles } from '@hwopt/common';
+import { InvalidInputError, parseDecimal, readClientTlsFiles } from '@hwopt/common';
 import { GRPC_CHANNEL_OPTIONS, OpsServiceClient } from '@hwopt/proto';
 
 export interface ConnectionFlags {
@@ -35,7 +35,7 @@ export function connect(flags: ConnectionFlags): OpsConnection {
   if (!/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/.test(flags.coordinator)) {
     throw new InvalidInputError(`--coordinator ${JSON.stringify(flags.coordinator)} is not HOST:PORT (for example 127.0.0.1:50551)`);
   }
-  const timeoutSeconds = Number(flags.timeout);
+  const timeoutSeconds = parseDecimal(flags.timeout);
   if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout ${flags.timeout} must be a positive number of seconds`);
   if ((flags.tlsCert || flags.tlsKey) && !flags.tlsCa) throw new InvalidInputError('--tls-cert and --tls-key need --tls-ca, the CA that signed the coordinator certificate');
   if (!!flags.tlsCert !== !!flags.tlsKey) throw new InvalidInputError('--tls-cert and --tls-key must be given together');

@@ -70,7 +70,10 @@ describe('hwopt simulate as a process', () => {
   it.each([
     { flag: '--dataset-size', value: '-3', args: ['--twin', TWIN, '--dataset-size', '-3'] },
     { flag: '--dataset-size', value: 'many', args: ['--twin', TWIN, '--dataset-size', 'many'] },
+    { flag: '--dataset-size', value: '', args: ['--twin', TWIN, '--dataset-size', ''] },
+    { flag: '--dataset-size', value: '0x10', args: ['--twin', TWIN, '--dataset-size', '0x10'] },
     { flag: '--memory-headroom', value: '1.5', args: ['--twin', TWIN, '--dataset-size', '19500', '--memory-headroom', '1.5'] },
+    { flag: '--memory-headroom', value: '', args: ['--twin', TWIN, '--dataset-size', '19500', '--memory-headroom', ''] },
     { flag: '--twin', value: 'missing-twin.json', args: ['--twin', 'missing-twin.json', '--dataset-size', '19500'] },
   ])('rejects $flag $value in one line', async ({ value, args }) => {
     const result = await simulate([...args, '--json']);

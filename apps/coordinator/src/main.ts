@@ -3,7 +3,7 @@
  * SIGINT or SIGTERM. The only place that calls process.exit.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createLogger, errorMessage } from '@hwopt/common';
+import { createLogger, errorMessage, parseDecimal } from '@hwopt/common';
 import { DEFAULT_COORDINATOR_ADDRESS } from '@hwopt/proto';
 import { Coordinator } from './coordinator.ts';
 import { VERSION } from './version.ts';
@@ -14,8 +14,8 @@ function integer(value: string): number {
 }
 
 function fraction(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a number.`);
+  const n = parseDecimal(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a decimal number.`);
   return n;
 }
 

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
+import { parseDecimal } from '@hwopt/common';
 import { classifyFailure, formatMemorySize, type FailureVerdict } from '@hwopt/trial';
 
 /** Only the end of a stderr file is read: the failure is at its tail, and the executor keeps the same amount. */
@@ -14,7 +15,7 @@ interface ClassifyFailureOptions {
 }
 
 function parseExitCode(value: string): number {
-  const code = Number(value);
+  const code = parseDecimal(value);
   if (!Number.isInteger(code) || code < 0 || code > 255) {
     throw new InvalidArgumentError(`expected an integer from 0 to 255, got "${value}".`);
   }

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InvalidInputError } from '@hwopt/common';
+import { InvalidInputError, parseDecimal } from '@hwopt/common';
 import {
   inventoryFromGpuQueryRows,
   MAX_CSV_CHARS,
@@ -74,7 +74,7 @@ async function loadInventory(options: GpusOptions, deps: GpusCommandDependencies
 
 function parseTimeoutMs(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const timeoutMs = Number(value);
+  const timeoutMs = parseDecimal(value);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
     throw new InvalidInputError(`--timeout-ms must be a positive whole number of milliseconds, got "${value}".`);
   }

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Command } from 'commander';
-import { createLogger, InvalidInputError, readClientTlsFiles } from '@hwopt/common';
+import { createLogger, InvalidInputError, parseDecimal, readClientTlsFiles } from '@hwopt/common';
 import { InventoryPoller, type NvidiaSmiCommand } from '@hwopt/nvidia-smi';
 import { DEFAULT_COORDINATOR_ADDRESS } from '@hwopt/proto';
 import { validateRunnerConfig, type RunnerConfig } from '@hwopt/trial';
@@ -98,7 +98,7 @@ export function registerRunCommand(program: Command, onStop: (stop: () => Promis
         throw new InvalidInputError(`--coordinator ${JSON.stringify(flags.coordinator)} is not HOST:PORT`);
       }
       const labels = parseLabels(flags.label);
-      const timeScale = Number(flags.twinTimeScale);
+      const timeScale = parseDecimal(flags.twinTimeScale);
       if (!(timeScale >= 0)) throw new InvalidInputError(`--twin-time-scale ${flags.twinTimeScale} must be a number >= 0`);
       const stateDir = resolve(flags.stateDir ?? join('.hwopt', `agent-${nodeName}`));
       const credentials = channelCredentials(flags);

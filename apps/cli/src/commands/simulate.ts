@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidInputError } from '@hwopt/common';
+import { InvalidInputError, parseDecimal } from '@hwopt/common';
 import { optimize, STAGE_NAMES, type OptimizeResult, type StageName, type StagePick, type TrialMeasurement, type TrialRequest } from '@hwopt/optimizer';
 import { loadTwin, TwinTrialExecutor } from '@hwopt/twin';
 
@@ -47,11 +47,11 @@ export function parseSimulateFlags(flags: SimulateFlags): { twinPath: string; da
   if (!flags.twin || !existsSync(flags.twin)) {
     throw new InvalidInputError(`Twin file ${JSON.stringify(flags.twin)} was not found; pass --twin with the path of a twin JSON file (for example libs/twin/twins/t4.json).`);
   }
-  const datasetSize = Number(flags.datasetSize);
+  const datasetSize = parseDecimal(flags.datasetSize);
   if (flags.datasetSize === undefined || !Number.isInteger(datasetSize) || datasetSize < 0) {
     throw new InvalidInputError(`Dataset size ${JSON.stringify(flags.datasetSize)} is invalid; pass --dataset-size with a whole number of samples >= 0.`);
   }
-  const headroom = flags.memoryHeadroom === undefined ? 0.05 : Number(flags.memoryHeadroom);
+  const headroom = flags.memoryHeadroom === undefined ? 0.05 : parseDecimal(flags.memoryHeadroom);
   if (!Number.isFinite(headroom) || headroom < 0 || headroom >= 1) {
     throw new InvalidInputError(`Memory headroom ${JSON.stringify(flags.memoryHeadroom)} is invalid; pass --memory-headroom with a fraction in [0, 1), for example 0.05.`);
   }
