@@ -72,7 +72,7 @@ export function parseTwin(data: unknown, source = 'twin'): Twin {
   }
   const architectures = raw.architectures.map((a: Record<string, unknown>, i: number): TwinArchitecture => {
     const at = `architectures[${i}]`;
-    return {
+    const architecture: TwinArchitecture = {
       layers: requireNumber(a.layers, `${at}.layers`, source, 1),
       hiddenChannels: requireNumber(a.hiddenChannels, `${at}.hiddenChannels`, source, 1),
       parameters: requireNumber(a.parameters, `${at}.parameters`, source),
@@ -82,6 +82,11 @@ export function parseTwin(data: unknown, source = 'twin'): Twin {
       stepSecondsFixed: requireNumber(a.stepSecondsFixed, `${at}.stepSecondsFixed`, source),
       stepSecondsPerSample: requireNumber(a.stepSecondsPerSample, `${at}.stepSecondsPerSample`, source),
     };
+    // A step that takes no time gives no throughput to compare, and a trial runner reporting it is broken.
+    if (architecture.stepSecondsFixed + architecture.stepSecondsPerSample <= 0) {
+      throw new InvalidTwinError(source, `${at} has stepSecondsFixed and stepSecondsPerSample both 0; give at least one a time in seconds above 0`);
+    }
+    return architecture;
   });
   return {
     format: TWIN_FORMAT,

@@ -21,6 +21,13 @@ describe('twin loader', () => {
     twin.architectures[0].perSampleMiB = -1;
     expect(() => parseTwin(twin, 't4 copy')).toThrow(/architectures\[0\]\.perSampleMiB/);
   });
+
+  it('rejects a step that takes no time', () => {
+    const twin = JSON.parse(JSON.stringify(loadTwin(bundledTwinPath('t4'))));
+    twin.architectures[2].stepSecondsFixed = 0;
+    twin.architectures[2].stepSecondsPerSample = 0;
+    expect(() => parseTwin(twin, 't4 copy')).toThrow(/t4 copy.*architectures\[2\].*stepSecondsFixed and stepSecondsPerSample/);
+  });
 });
 
 describe('twin laws', () => {
