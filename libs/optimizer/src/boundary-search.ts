@@ -90,7 +90,10 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
   const top = Math.min(upper, Math.ceil(estimate + 4 * spread) + 1);
   const bottom = Math.max(lower, Math.floor(estimate - 4 * spread) - 1);
   if (top - bottom > MAX_PROGRAM_WIDTH) {
-    const aim = Math.floor(estimate - WIDE_BRACKET_UNDERSHOOT_SPREADS * spread);
+    // A belief wider than its distance from a proven feasible size would aim below that size, so
+    // aim no lower than halfway from it to the estimate: when peaks hardly grow with the batch, the
+    // search then halves the gap to the estimate instead of moving up one size at a time.
+    const aim = Math.max(Math.floor(estimate - WIDE_BRACKET_UNDERSHOOT_SPREADS * spread), lower >= 1 ? Math.floor((lower + estimate) / 2) : 0);
     // Below a proven upper bound, never aim under the bracket's geometric middle (its middle
     // without a feasible size) unless the estimate itself lies there, so a poor belief still halves it.
     const middle = lower >= 1 ? Math.floor(Math.sqrt(lower * (upper + 1))) : Math.ceil(upper / 2);

@@ -34,6 +34,12 @@ describe('chooseBoundaryProbe', () => {
     }
   });
 
+  it('halves the gap to a wide estimate', () => {
+    // The belief's half spread lies far below the proven size, as when peaks hardly grow.
+    const probe = chooseBoundaryProbe(7755, 8192, { estimate: 8192, spread: 900 }, OPTIONS);
+    expect(probe?.batchSize).toBe(7973);
+  });
+
   it('halves a proven bracket despite a poor belief', () => {
     const probe = chooseBoundaryProbe(0, 254, { estimate: 900, spread: 10 }, { ...OPTIONS, upperProven: true });
     expect(probe?.batchSize).toBeGreaterThanOrEqual(127);

@@ -131,6 +131,16 @@ describe('optimize', () => {
     expect(trials).toBe(2);
   });
 
+  it('reaches the cap quickly when peaks never grow', async () => {
+    // Memory that does not grow with the batch puts every maximum at the 8192 cap.
+    const flat = { ...t4, architectures: t4.architectures.map((a) => ({ ...a, perSampleMiB: 0, perSampleSquaredMiB: 0 })) };
+    const calibrated = await optimize(new TwinTrialExecutor(flat), options(flat));
+    const legacy = await optimize(new TwinTrialExecutor(flat), { ...options(flat), strategy: 'legacy' });
+    expect(calibrated.stages.production?.batchSize).toBe(8192);
+    expect(picks(calibrated.stages)).toEqual(picks(legacy.stages));
+    expect(calibrated.cost.trials).toBeLessThan(legacy.cost.trials / 3);
+  });
+
   it('reports the legacy cost well above the calibrated one', async () => {
     const calibrated = await optimize(new TwinTrialExecutor(a100), options(a100, 30_000));
     const legacy = await optimize(new TwinTrialExecutor(a100), { ...options(a100, 30_000), strategy: 'legacy' });
