@@ -90,8 +90,8 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
   const top = Math.min(upper, Math.ceil(estimate + 4 * spread) + 1);
   const bottom = Math.max(lower, Math.floor(estimate - 4 * spread) - 1);
   if (top - bottom > MAX_PROGRAM_WIDTH) {
-    // A belief wider than its distance from a proven feasible size would aim below that size, so
-    // aim no lower than halfway from it to the estimate: when peaks hardly grow with the batch, the
+    // A belief wider than its distance from a proven feasible size would aim below that size. So
+    // aim no lower than halfway from it to the estimate. When peaks hardly grow with the batch, the
     // search then halves the gap to the estimate instead of moving up one size at a time.
     const aim = Math.max(Math.floor(estimate - WIDE_BRACKET_UNDERSHOOT_SPREADS * spread), lower >= 1 ? Math.floor((lower + estimate) / 2) : 0);
     // Below a proven upper bound, never aim under the bracket's geometric middle (its middle
