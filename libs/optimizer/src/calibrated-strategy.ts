@@ -162,6 +162,9 @@ class CalibratedSearch {
     const prediction = this.model.predictMaxBatch(a, this.ledger.limitMiB, this.ledger.maxBatchSize);
     if (prediction === undefined) {
       if (upper < this.ledger.maxBatchSize) {
+        // With no size proven to fit, batch size 1 settles whether the candidate fits at all, so one
+        // that cannot costs one more trial instead of a halving per factor of two.
+        if (lower === 0) return { batchSize: 1, finalIfFeasible: 0, belief: null };
         // A wide bracket above a feasible size is split geometrically, so a far-off upper bound costs few probes.
         const split = lower >= 1 && upper + 1 > 4 * lower ? Math.floor(Math.sqrt(lower * (upper + 1))) : lower + Math.ceil((upper - lower) / 2);
         return { batchSize: Math.min(upper, Math.max(lower + 1, split)), finalIfFeasible: 0, belief: null };

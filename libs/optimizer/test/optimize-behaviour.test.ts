@@ -141,6 +141,15 @@ describe('optimize', () => {
     expect(calibrated.cost.trials).toBeLessThan(legacy.cost.trials / 3);
   });
 
+  it('gives up quickly when nothing fits', async () => {
+    // Every trial rounds up to more memory than the GPU has.
+    const full = { ...t4, memory: { ...t4.memory, granularityMiB: 1e9 } };
+    const calibrated = await optimize(new TwinTrialExecutor(full), options(full));
+    const legacy = await optimize(new TwinTrialExecutor(full), { ...options(full), strategy: 'legacy' });
+    expect(Object.values(calibrated.stages).every((pick) => pick === null)).toBe(true);
+    expect(calibrated.cost.trials).toBeLessThanOrEqual(2 * legacy.cost.trials);
+  });
+
   it('reports the legacy cost well above the calibrated one', async () => {
     const calibrated = await optimize(new TwinTrialExecutor(a100), options(a100, 30_000));
     const legacy = await optimize(new TwinTrialExecutor(a100), { ...options(a100, 30_000), strategy: 'legacy' });
