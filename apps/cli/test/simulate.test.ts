@@ -1,3 +1,5 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -82,6 +84,22 @@ describe('hwopt simulate as a process', () => {
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`"${value}"`);
+  });
+
+  it('says why a stage has no pick', async () => {
+    // Rounding every trial up to 1e9 MiB leaves nothing that fits.
+    const dir = mkdtempSync(join(tmpdir(), 'hwopt-simulate-'));
+    try {
+      const twin = JSON.parse(readFileSync(join(REPO_ROOT, TWIN), 'utf8'));
+      twin.memory.granularityMiB = 1e9;
+      const file = join(dir, 'nothing-fits.json');
+      writeFileSync(file, JSON.stringify(twin));
+      const result = await simulate(['--twin', file, '--dataset-size', '19500']);
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toContain('production   none: no architecture under the parameter cap fits batch size 1 within 14592 MiB');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a missing --dataset-size in one line', async () => {

@@ -95,6 +95,7 @@ export async function runSimulate(flags: SimulateFlags, progress: (line: string)
 
 function formatText(report: SimulateReport): string {
   const lines = [`${report.gpu} (${report.memoryTotalMiB} MiB), ${report.datasetSize} samples, headroom ${report.memoryHeadroom}`];
+  const limitMiB = Math.floor(report.memoryTotalMiB * (1 - report.memoryHeadroom));
   const runs: [string, PrintedRun][] = [['calibrated', report]];
   if (report.legacy) runs.push(['legacy', report.legacy]);
   for (const [name, run] of runs) {
@@ -102,7 +103,7 @@ function formatText(report: SimulateReport): string {
     for (const stage of STAGE_NAMES) {
       const p = run.stages[stage];
       const detail = p === null
-        ? 'none'
+        ? `none: no architecture under the parameter cap fits batch size 1 within ${limitMiB} MiB`
         : `${p.layers} layers x ${p.hiddenChannels} channels, batch ${p.batchSize}, ${p.parameters} parameters, peak ${p.peakMiB ?? '?'} MiB, ` +
           `cycle ${p.cycleMinutes === null ? '?' : p.cycleMinutes.toFixed(1)} min${p.inWindow === null ? '' : p.inWindow ? ' (in window)' : ' (outside window)'}`;
       lines.push(`  ${stage.padEnd(12)} ${detail}`);
