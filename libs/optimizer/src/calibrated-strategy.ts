@@ -15,9 +15,9 @@
  *   allocator's rounding, b + 1 cannot fit and is not run
  *   (CostModel.provesCeiling). On fine rounding this saves the failing
  *   trial above most maxima.
- *   NOTE: this proof trusts measured peaks to within the rounding step or
- *   20 MiB, whichever is larger. A runner whose peaks vary more from run
- *   to run, for example with inputs of varying size, can make it claim a
+ *   NOTE: this proof trusts a measured peak to within the rounding step
+ *   plus 20 MiB either way. A runner whose peaks vary more from run to
+ *   run, for example with inputs of varying size, can make it claim a
  *   maximum one sample short.
  * - An efficiency candidate is ruled out when its interval of cycle
  *   minutes and throughput cannot beat a candidate proven to fit. A

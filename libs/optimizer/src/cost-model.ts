@@ -482,12 +482,12 @@ export class CostModel {
    * over `limitMiB`, where `lower` is its largest size measured feasible.
    * Peak memory is taken to be non-decreasing and convex in the batch size
    * (activations grow at least linearly), so beyond two measured sizes it
-   * grows per sample by at least the chord slope between them. A measured
-   * peak P stands for an unrounded peak above P - g, for a rounding step g
-   * of at least PEAK_JITTER_MIB, and one at most P. So when
-   * P(lower) - g + (P(lower) - P(b) - g) / (lower - b) exceeds the limit for
-   * some smaller measured b, one more sample cannot fit, and the trial at
-   * lower + 1 would only confirm it.
+   * grows per sample by at least the chord slope between them. A reading P
+   * stands for an unrounded peak in (P - g - j, P + j], for a rounding step
+   * g and a run-to-run jitter j of PEAK_JITTER_MIB. So when
+   * P(lower) - g - j + (P(lower) - P(b) - g - 2 j) / (lower - b) exceeds the
+   * limit for some smaller measured b, one more sample cannot fit, and the
+   * trial at lower + 1 would only confirm it.
    */
   provesCeiling(a: Architecture, lower: number, limitMiB: number): boolean {
     // A prior of the same GPU model counts like the ledger's bounds count it: until a trial contradicts it.
@@ -502,27 +502,28 @@ export class CostModel {
     }
     // A rounding step at the cap may stand for a larger one, which would void the proof.
     if (!Number.isFinite(top) || this.granularityEstimateMiB() >= MAX_GRANULARITY_MIB) return false;
-    const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
+    // The unrounded peak lies within (P - g - jitter, P + jitter] of a reading P.
+    const g = this.granularityEstimateMiB();
     let slope = 0;
-    for (const [batchSize, peakMiB] of below) slope = Math.max(slope, (top - peakMiB - g) / (lower - batchSize));
-    return slope > 0 && top - g + slope > limitMiB;
+    for (const [batchSize, peakMiB] of below) slope = Math.max(slope, (top - peakMiB - g - 2 * PEAK_JITTER_MIB) / (lower - batchSize));
+    return slope > 0 && top - g - PEAK_JITTER_MIB + slope > limitMiB;
   }
 
   /**
    * Probability that a fitting probe of `a` at its maximum `estimate` will
    * prove that maximum by provesCeiling: 0 before `a` has a measured peak
-   * to draw a chord from. The peak at the maximum lies within
-   * one sample's memory below the limit, and the proof needs it more than
-   * one rounding step above limit - slope, so about 1 - g / slope of such
-   * peaks prove it.
+   * to draw a chord from. The peak at the maximum lies within one sample's
+   * memory below the limit, and the proof needs it more than the rounding
+   * step and the jitter above limit - slope, so about
+   * 1 - (g + PEAK_JITTER_MIB) / slope of such peaks prove it.
    */
   ceilingProofChance(a: Architecture, estimate: number): number {
     if (!this.current.some((p) => architectureKey(p.architecture) === architectureKey(a))) return 0;
     const law = this.memoryLaw(a)?.law;
     if (law === undefined) return 0;
     const slope = law.perSampleMiB + 2 * law.perSampleSquaredMiB * Math.max(estimate, 1);
-    const g = Math.max(this.granularityEstimateMiB(), PEAK_JITTER_MIB);
-    return slope > g && this.granularityEstimateMiB() < MAX_GRANULARITY_MIB ? 1 - g / slope : 0;
+    const allowance = this.granularityEstimateMiB() + PEAK_JITTER_MIB;
+    return slope > allowance && this.granularityEstimateMiB() < MAX_GRANULARITY_MIB ? 1 - allowance / slope : 0;
   }
 
   private largestMeasuredBatch(): number {
@@ -587,10 +588,11 @@ const CENSORED_FIT_ROUNDS = 3;
 /** Run-to-run variation of a measured peak that maxBatchUpperBound allows for, as a fraction of the limit. */
 const PEAK_NOISE_FRACTION = 0.005;
 /**
- * Variation of a measured peak that provesCeiling always allows for, in
- * MiB: one segment of PyTorch's caching allocator for mid-sized blocks
- * (kLargeBuffer in c10/cuda/CUDACachingAllocator.cpp), which one more small
- * tensor can add to a run's peak.
+ * Run-to-run variation of a measured peak, either way, that provesCeiling
+ * allows for on top of the rounding step, in MiB: one segment of PyTorch's
+ * caching allocator for mid-sized blocks (kLargeBuffer in
+ * c10/cuda/CUDACachingAllocator.cpp), which one more small tensor can add
+ * to a run's peak.
  */
 const PEAK_JITTER_MIB = 20;
 /** Relative slope error always allowed for the regression's slope in maxBatchUpperBound. */

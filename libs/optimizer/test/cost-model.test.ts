@@ -63,6 +63,13 @@ describe('CostModel.provesCeiling', () => {
     expect(modelOf(measured).provesCeiling(PRODUCTION, 290, linear(290) + 150)).toBe(false);
   });
 
+  it('allows jitter at both readings', () => {
+    // With readings 10 sizes apart, 20 MiB either way at each leaves a slope of 95.8 MiB, not 100.
+    const close = [observation(SMOKE, 1, 900), observation(PRODUCTION, 280, linear(280)), observation(PRODUCTION, 290, linear(290))];
+    expect(modelOf(close).provesCeiling(PRODUCTION, 290, linear(290) + 73)).toBe(true);
+    expect(modelOf(close).provesCeiling(PRODUCTION, 290, linear(290) + 76)).toBe(false);
+  });
+
   it('trusts the lower of two readings', () => {
     // A second run at 290 read 100 MiB less, so one more sample may still fit.
     const repeated = [...measured, observation(PRODUCTION, 290, linear(290) - 100)];
