@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { bundledTwinPath, loadTwin, TwinTrialExecutor, type Twin } from '@hwopt/twin';
 import { optimize, STAGE_NAMES, type OptimizeResult } from '../src/index.ts';
-import { exhaustiveTruth } from './support/exhaustive-truth.ts';
+import { exhaustiveTruth, picksOf } from './support/exhaustive-truth.ts';
 
 const BUNDLED = ['a100-40gb', 'rtx4090', 't4'];
 const DATASET_SIZES = [5_000, 19_500, 30_000];
 const HEADROOMS = [0, 0.05];
-
-function picksOf(result: OptimizeResult) {
-  return Object.fromEntries(
-    STAGE_NAMES.map((s) => {
-      const p = result.stages[s];
-      return [s, p === null ? null : { layers: p.layers, hiddenChannels: p.hiddenChannels, batchSize: p.batchSize, inWindow: p.inWindow, candidatesFrom: p.candidatesFrom }];
-    }),
-  );
-}
 
 export function checkVerification(result: OptimizeResult, stress: Record<string, number>): void {
   for (const s of STAGE_NAMES) {

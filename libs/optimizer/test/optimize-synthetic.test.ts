@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { TwinTrialExecutor } from '@hwopt/twin';
-import { optimize, STAGE_NAMES, type OptimizeResult } from '../src/index.ts';
-import { exhaustiveTruth } from './support/exhaustive-truth.ts';
+import { optimize, STAGE_NAMES } from '../src/index.ts';
+import { exhaustiveTruth, picksOf } from './support/exhaustive-truth.ts';
 import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS } from './support/synthetic-twins.ts';
 
 const DATASET_SIZES = [800, 5_000, 19_500, 30_000];
 const HEADROOMS = [0, 0.05, 0.2];
 const STRESS: Record<string, number> = { production: 20, validation: 29, prototyping: 20, smoke_test: 1 };
-
-function picksOf(result: OptimizeResult) {
-  return Object.fromEntries(
-    STAGE_NAMES.map((s) => {
-      const p = result.stages[s];
-      return [s, p === null ? null : { layers: p.layers, hiddenChannels: p.hiddenChannels, batchSize: p.batchSize, inWindow: p.inWindow, candidatesFrom: p.candidatesFrom }];
-    }),
-  );
-}
 
 describe.each(['legacy', 'calibrated'] as const)('%s strategy on synthetic twins', (strategy) => {
   for (const spec of [...SYNTHETIC_TWIN_SPECS, ...HELD_OUT_SYNTHETIC_TWIN_SPECS, ...UNSEEN_SYNTHETIC_TWIN_SPECS]) {

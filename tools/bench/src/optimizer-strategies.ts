@@ -9,10 +9,10 @@
  */
 import { parseArgs } from 'node:util';
 import { TwinTrialExecutor, type Twin } from '@hwopt/twin';
-import { optimize, type CostModelSnapshot, type OptimizeResult } from '@hwopt/optimizer';
+import { optimize, STAGE_NAMES, type CostModelSnapshot, type OptimizeResult } from '@hwopt/optimizer';
 import { DATASET_SIZES, HEADROOMS, heldOutTwins, randomTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
 // The exhaustive evaluation of the stage rules is shared with the optimizer's tests.
-import { exhaustiveTruth } from '../../../libs/optimizer/test/support/exhaustive-truth.ts';
+import { exhaustiveTruth, picksOf } from '../../../libs/optimizer/test/support/exhaustive-truth.ts';
 
 interface Totals { trials: number; gpuSeconds: number }
 
@@ -32,13 +32,8 @@ function row(cells: (string | number)[]): string {
 /** Counts the stages whose pick differs from the exhaustive evaluation of the rules on the twin's laws. */
 function wrongPicks(twin: Twin, datasetSize: number, headroom: number, result: OptimizeResult): number {
   const truth = exhaustiveTruth(twin, { datasetSize, headroom });
-  let wrong = 0;
-  for (const [stage, pick] of Object.entries(result.stages) as [keyof typeof truth, OptimizeResult['stages'][keyof typeof truth]][]) {
-    const expected = truth[stage];
-    const same = pick === null ? expected === null : expected !== null && pick.layers === expected.layers && pick.hiddenChannels === expected.hiddenChannels && pick.batchSize === expected.batchSize;
-    if (!same) wrong += 1;
-  }
-  return wrong;
+  const picks = picksOf(result);
+  return STAGE_NAMES.filter((stage) => JSON.stringify(picks[stage]) !== JSON.stringify(truth[stage])).length;
 }
 
 /** Appends one row per twin and a total row to `out`, and returns the totals and the picks that broke the rules. */

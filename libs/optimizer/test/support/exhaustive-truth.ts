@@ -4,7 +4,7 @@
  * reads a twin's laws.
  */
 import { findTwinArchitecture, twinPeakMiB, twinStepSeconds, type Twin } from '@hwopt/twin';
-import { parameterCap, stageSpaces, VISNET_PDB, STAGE_NAMES, type Architecture, type StageName } from '../../src/index.ts';
+import { parameterCap, stageSpaces, VISNET_PDB, STAGE_NAMES, type Architecture, type OptimizeResult, type StageName } from '../../src/index.ts';
 
 export interface TruthOptions {
   datasetSize: number;
@@ -19,6 +19,16 @@ export interface TruthPick {
   batchSize: number;
   inWindow: boolean | null;
   candidatesFrom: StageName;
+}
+
+/** Reduces an optimizer result to the fields exhaustiveTruth returns, so that the two compare with toEqual. */
+export function picksOf(result: OptimizeResult): Record<StageName, TruthPick | null> {
+  const picks = {} as Record<StageName, TruthPick | null>;
+  for (const stage of STAGE_NAMES) {
+    const p = result.stages[stage];
+    picks[stage] = p === null ? null : { layers: p.layers, hiddenChannels: p.hiddenChannels, batchSize: p.batchSize, inWindow: p.inWindow, candidatesFrom: p.candidatesFrom };
+  }
+  return picks;
 }
 
 export function truthMaxBatch(twin: Twin, a: Architecture, headroom: number, maxBatchSize: number): number {
