@@ -6,7 +6,7 @@
  */
 import { bundledTwinPath, loadTwin, type Twin } from '@hwopt/twin';
 // The synthetic twin generator is shared with the optimizer's tests.
-import { HELD_OUT_SYNTHETIC_TWIN_SPECS, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS, type SyntheticTwinSpec } from '../../../libs/optimizer/test/support/synthetic-twins.ts';
+import { HELD_OUT_SYNTHETIC_TWIN_SPECS, seededRandom, SYNTHETIC_TWIN_SPECS, syntheticTwin, UNSEEN_SYNTHETIC_TWIN_SPECS, type SyntheticTwinSpec } from '../../../libs/optimizer/test/support/synthetic-twins.ts';
 
 export const DATASET_SIZES = [5_000, 19_500, 30_000];
 export const HEADROOMS = [0, 0.05];
@@ -35,22 +35,17 @@ export function unseenTwins(): Twin[] {
 }
 
 const RANDOM_MEMORY_MIB = [8192, 10240, 11264, 12288, 16384, 20480, 24576, 32768, 40960, 49152, 65536, 81920, 96256, 144384];
-/** Allocator rounding steps to draw from; 2 MiB, PyTorch's own, twice as often as the others. */
+/** Allocator rounding steps to draw from. PyTorch's own 2 MiB comes twice as often as the others. */
 const RANDOM_GRANULARITY_MIB = [2, 2, 4, 8, 20, 32, 64, 128, 256, 512];
 
 /**
  * Draws `count` synthetic twins from `seed`. Memory sizes run from 8 to
  * 141 GiB and rounding steps from 2 to 512 MiB. Quadratic memory terms are
  * 0 to 0.5 % of the per-sample memory, and step times 0.8 to 2.5 times the
- * base. A seed nobody has run before gives twins that no change was judged on.
+ * base. A seed not run before gives twins that no change was judged on.
  */
 export function randomTwins(count: number, seed: number): Twin[] {
-  // A linear congruential generator is enough to spread the draws; the twins' own jitter comes from their seeds.
-  let state = seed >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    return state / 2 ** 32;
-  };
+  const next = seededRandom(seed);
   const pick = <T>(values: T[]) => values[Math.floor(next() * values.length)]!;
   const specs: SyntheticTwinSpec[] = [];
   for (let i = 0; i < count; i++) {

@@ -61,8 +61,8 @@ export const UNSEEN_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
   { name: 'unseen-141gb', memoryTotalMiB: 144384, granularityMiB: 2, seed: 55, lawSeed: 505, squaredFraction: 0.002, slowdown: 0.8 },
 ];
 
-/** Mulberry32: a small seeded generator, enough for reproducible jitter. */
-function random(seed: number): () => number {
+/** Returns a Mulberry32 generator of numbers in [0, 1): small and seeded, enough for reproducible jitter. */
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -74,13 +74,13 @@ function random(seed: number): () => number {
 }
 
 export function syntheticTwin(spec: SyntheticTwinSpec): Twin {
-  const next = random(spec.seed);
+  const next = seededRandom(spec.seed);
   const jitter = (fraction: number) => 1 + fraction * (2 * next() - 1);
-  const lawFamily = random(spec.lawSeed);
+  const lawFamily = seededRandom(spec.lawSeed);
   const memoryScale = 1 + 0.2 * (2 * lawFamily() - 1);
   const perSampleScale = 1 + 0.3 * (2 * lawFamily() - 1);
   // Memory jitter depends on the architecture and the law seed only, so it is the same on every GPU of a family.
-  const memoryJitter = (a: Architecture, salt: number, fraction: number) => 1 + fraction * (2 * random(spec.lawSeed * 7919 + a.layers * 1009 + a.hiddenChannels * 17 + salt)() - 1);
+  const memoryJitter = (a: Architecture, salt: number, fraction: number) => 1 + fraction * (2 * seededRandom(spec.lawSeed * 7919 + a.layers * 1009 + a.hiddenChannels * 17 + salt)() - 1);
   const spaces = stageSpaces(VISNET_PDB, spec.memoryTotalMiB);
   const unique = new Map<string, Architecture>();
   for (const list of Object.values(spaces)) for (const a of list) unique.set(`${a.layers}x${a.hiddenChannels}`, a);
