@@ -460,12 +460,7 @@ export class CostModel {
     // Real peaks vary a little from run to run, so the rounding step is taken to be at least a small share of the limit.
     const granularity = Math.max(this.granularityEstimateMiB(), PEAK_NOISE_FRACTION * limitMiB);
     const top = own.reduce((x, y) => (y.peakMiB > x.peakMiB || (y.peakMiB === x.peakMiB && y.batchSize > x.batchSize) ? y : x));
-    let slope = 0;
-    // Two measured peaks bound the average slope between them from below, and a convex law's
-    // slope beyond them is no smaller.
-    for (const p of own) {
-      if (p.batchSize < top.batchSize) slope = Math.max(slope, (top.peakMiB - p.peakMiB - granularity) / (top.batchSize - p.batchSize));
-    }
+    let slope = chordSlopeMiB(own, top.batchSize, top.peakMiB, granularity);
     // The regression's slope, less three held-out slope errors.
     const regressed = this.regressedLaw(a);
     const fit = this.global;
@@ -484,28 +479,21 @@ export class CostModel {
    * (activations grow at least linearly), so beyond two measured sizes it
    * grows per sample by at least the chord slope between them. A reading P
    * stands for an unrounded peak in (P - g - j, P + j], for a rounding step
-   * g and a run-to-run jitter j of PEAK_JITTER_MIB. So when
-   * P(lower) - g - j + (P(lower) - P(b) - g - 2 j) / (lower - b) exceeds the
-   * limit for some smaller measured b, one more sample cannot fit, and the
-   * trial at lower + 1 would only confirm it.
+   * g and a run-to-run jitter j of PEAK_JITTER_MIB. Take a smaller measured
+   * size b where P(lower) - g - j + (P(lower) - P(b) - g - 2 j) / (lower - b)
+   * exceeds the limit. Then one more sample cannot fit, and the trial at
+   * lower + 1 would only confirm it.
    */
   provesCeiling(a: Architecture, lower: number, limitMiB: number): boolean {
     // A prior of the same GPU model counts like the ledger's bounds count it: until a trial contradicts it.
     const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a) && p.peakMiB <= limitMiB);
-    // Where one size was measured more than once, the reading least favourable to the proof counts:
-    // the lowest peak at `lower` and the highest at each smaller size.
-    let top = Number.POSITIVE_INFINITY;
-    const below = new Map<number, number>();
-    for (const p of own) {
-      if (p.batchSize === lower) top = Math.min(top, p.peakMiB);
-      else if (p.batchSize < lower) below.set(p.batchSize, Math.max(below.get(p.batchSize) ?? 0, p.peakMiB));
-    }
+    // Where `lower` was measured more than once, its lowest reading is the least favourable to the proof.
+    const top = Math.min(...own.filter((p) => p.batchSize === lower).map((p) => p.peakMiB));
     // A rounding step at the cap may stand for a larger one, which would void the proof.
     if (!Number.isFinite(top) || this.granularityEstimateMiB() >= MAX_GRANULARITY_MIB) return false;
     // The unrounded peak lies within (P - g - jitter, P + jitter] of a reading P.
     const g = this.granularityEstimateMiB();
-    let slope = 0;
-    for (const [batchSize, peakMiB] of below) slope = Math.max(slope, (top - peakMiB - g - 2 * PEAK_JITTER_MIB) / (lower - batchSize));
+    const slope = chordSlopeMiB(own, lower, top, g + 2 * PEAK_JITTER_MIB);
     return slope > 0 && top - g - PEAK_JITTER_MIB + slope > limitMiB;
   }
 
@@ -589,8 +577,8 @@ const CENSORED_FIT_ROUNDS = 3;
 const PEAK_NOISE_FRACTION = 0.005;
 /**
  * Run-to-run variation of a measured peak, either way, that provesCeiling
- * allows for on top of the rounding step, in MiB: one segment of PyTorch's
- * caching allocator for mid-sized blocks (kLargeBuffer in
+ * allows for on top of the rounding step, in MiB. It is one segment of
+ * PyTorch's caching allocator for mid-sized blocks (kLargeBuffer in
  * c10/cuda/CUDACachingAllocator.cpp), which one more small tensor can add
  * to a run's peak.
  */
@@ -614,6 +602,24 @@ function heldOutSlopeErrorOf(count: number, error: number): number {
   if (count >= 2) return error;
   if (count === 1) return Math.max(error, SINGLE_SLOPE_ERROR_FLOOR);
   return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Returns the least growth per sample beyond `batchSize` that the readings
+ * at smaller sizes imply, given the reading `peakMiB` there and `slackMiB`
+ * lost per chord to rounding and jitter; 0 without a smaller reading. A
+ * chord bounds the average slope from below, and a convex law grows no
+ * slower beyond it. The highest reading at each smaller size counts,
+ * because it is the least favourable.
+ */
+function chordSlopeMiB(points: readonly MemoryPoint[], batchSize: number, peakMiB: number, slackMiB: number): number {
+  const highest = new Map<number, number>();
+  for (const p of points) {
+    if (p.batchSize < batchSize) highest.set(p.batchSize, Math.max(highest.get(p.batchSize) ?? 0, p.peakMiB));
+  }
+  let slope = 0;
+  for (const [size, peak] of highest) slope = Math.max(slope, (peakMiB - peak - slackMiB) / (batchSize - size));
+  return slope;
 }
 
 /** Peaks that differ by less than this many MiB count as one reading of the same level. */
