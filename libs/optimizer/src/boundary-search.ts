@@ -53,7 +53,11 @@ export interface BoundarySearchOptions {
    * probe above can). A fitting probe below maxBatch never proves it.
    */
   ceilingProofChance?: number;
-  /** The same probability for `lower` itself, whose peak is already measured: 0 when it did not prove maxBatch. */
+  /**
+   * The same probability for `lower`, whose peak is already measured and did
+   * not prove maxBatch, so this share of maxBatch = lower is ruled out. It is
+   * 0 where no proof was possible at `lower`.
+   */
   lowerProofChance?: number;
 }
 
@@ -117,7 +121,7 @@ export function chooseBoundaryProbe(lower: number, upper: number, belief: Bounda
 /**
  * Dynamic program over sub-brackets [l, u] of indices into `probabilities`
  * (index 0 proven feasible). A fitting probe at x proves maxBatch = x with
- * probability `proofChance` when maxBatch is x; otherwise the search goes on
+ * probability `proofChance` when maxBatch is x. Otherwise the search goes on
  * in [x, u] with that outcome's weight on x reduced by the proof that did
  * not come. So cost(l, u) is 0 when l = u, and otherwise the minimum over
  * probes x in (l, u] of

@@ -5,7 +5,7 @@
  * What makes a pick exact:
  * - maxBatch(a) = b only once b was measured feasible and b + 1 either
  *   measured infeasible or proven so by the measured peaks of a (or
- *   b = maxBatchSize); predictions only choose the probe.
+ *   b = maxBatchSize). Predictions only choose the probe.
  * - Feasibility is taken to be monotone in batch size (peak memory does
  *   not fall as the batch grows), so one feasible and one infeasible
  *   measurement bound maxBatch from both sides.

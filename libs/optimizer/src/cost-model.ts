@@ -485,7 +485,7 @@ export class CostModel {
    * lower + 1 would only confirm it.
    */
   provesCeiling(a: Architecture, lower: number, limitMiB: number): boolean {
-    // A prior of the same GPU model counts like the ledger's bounds count it: until a trial contradicts it.
+    // A prior of the same GPU model counts until a trial contradicts it, as in the ledger's bounds.
     const own = this.current.filter((p) => architectureKey(p.architecture) === architectureKey(a) && p.peakMiB <= limitMiB);
     // Where `lower` was measured more than once, its lowest reading is the least favourable to the proof.
     const top = Math.min(...own.filter((p) => p.batchSize === lower).map((p) => p.peakMiB));
@@ -607,9 +607,9 @@ function heldOutSlopeErrorOf(count: number, error: number): number {
 /**
  * Returns the least growth per sample beyond `batchSize` that the readings
  * at smaller sizes imply, given the reading `peakMiB` there and `slackMiB`
- * lost per chord to rounding and jitter; 0 without a smaller reading. A
- * chord bounds the average slope from below, and a convex law grows no
- * slower beyond it. The highest reading at each smaller size counts,
+ * lost per chord to rounding and jitter. It is 0 without a smaller
+ * reading. A chord bounds the average slope from below, and a convex law
+ * grows no slower beyond it. The highest reading at each smaller size counts,
  * because it is the least favourable.
  */
 function chordSlopeMiB(points: readonly MemoryPoint[], batchSize: number, peakMiB: number, slackMiB: number): number {

@@ -49,7 +49,7 @@ describe('CostModel two-size laws', () => {
 
 describe('CostModel.provesCeiling', () => {
   // The peaks' differences share no rounding step above 2 MiB, so the model takes the step to
-  // be small; with peaks such as 3000 and 30000 it could be as large as their common divisor.
+  // be small. With peaks such as 3000 and 30000, the step could be as large as their common divisor.
   const linear = (b: number) => 1002 + 100 * b;
   const measured = [observation(SMOKE, 1, 900), observation(PRODUCTION, 20, linear(20)), observation(PRODUCTION, 290, linear(290))];
 

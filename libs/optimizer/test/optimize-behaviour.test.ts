@@ -21,7 +21,7 @@ function options(twin: typeof t4, datasetSize = 19_500) {
   return { memoryTotalMiB: twin.gpu.memoryTotalMiB, gpuModel: twin.gpu.name, datasetSize, headroom: 0.05 };
 }
 
-/** The picks without how many iterations verified them: a strategy may verify with more than a stage's stress iterations. */
+/** Returns the picks without their verify iterations, because a strategy may verify with more than a stage's stress iterations. */
 function picks(stages: OptimizeResult['stages']) {
   return Object.fromEntries(Object.entries(stages).map(([stage, pick]) => [stage, pick === null ? null : { ...pick, verifyTrialIterations: undefined }]));
 }
@@ -185,7 +185,7 @@ describe('maxima proven from peaks', () => {
         }
       }
     }
-    // 18 picks in all; the A100 twin's allocator rounds to 2 MiB and its laws need 36 MiB or more per sample.
+    // Of 18 picks in all. The A100 twin's allocator rounds to 2 MiB, and its laws need 36 MiB or more per sample.
     expect(proven).toBeGreaterThanOrEqual(15);
   });
 

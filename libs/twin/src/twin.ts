@@ -84,7 +84,7 @@ export function parseTwin(data: unknown, source = 'twin'): Twin {
     };
     // A step that takes no time gives no throughput to compare, and a trial runner reporting it is broken.
     if (architecture.stepSecondsFixed + architecture.stepSecondsPerSample <= 0) {
-      throw new InvalidTwinError(source, `${at} has stepSecondsFixed and stepSecondsPerSample both 0; give at least one a time in seconds above 0`);
+      throw new InvalidTwinError(source, `${at} has stepSecondsFixed and stepSecondsPerSample both 0. Give at least one of them a time above 0 seconds`);
     }
     return architecture;
   });

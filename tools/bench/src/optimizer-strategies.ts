@@ -8,6 +8,7 @@
  * Run: node --import tsx tools/bench/src/optimizer-strategies.ts [--random-twins N] [--seed S]
  */
 import { parseArgs } from 'node:util';
+import { parseDecimal } from '@hwopt/common';
 import { TwinTrialExecutor, type Twin } from '@hwopt/twin';
 import { optimize, STAGE_NAMES, type CostModelSnapshot, type OptimizeResult } from '@hwopt/optimizer';
 import { DATASET_SIZES, HEADROOMS, heldOutTwins, randomTwins, tunedTwins, unseenTwins } from './optimizer-twins.ts';
@@ -63,10 +64,10 @@ async function coldRuns(twins: Twin[], totalLabel: string, out: string[]): Promi
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'random-twins': { type: 'string', default: '20' }, seed: { type: 'string', default: '1' } } });
-  const randomCount = Number(values['random-twins']);
-  const seed = Number(values.seed);
-  if (!Number.isInteger(randomCount) || randomCount < 0) throw new Error(`--random-twins must be a whole number of twins, 0 or more; got ${values['random-twins']}`);
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a whole number, 0 or more; got ${values.seed}`);
+  const randomCount = parseDecimal(values['random-twins']);
+  const seed = parseDecimal(values.seed);
+  if (!Number.isInteger(randomCount) || randomCount < 0) throw new Error(`Invalid --random-twins value ${JSON.stringify(values['random-twins'])}. Pass a whole number of twins, 0 or more.`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`Invalid --seed value ${JSON.stringify(values.seed)}. Pass a whole number, 0 or more.`);
   const entries = tunedTwins();
   const out: string[] = [];
   out.push(`Cold runs, summed over dataset sizes ${DATASET_SIZES.join(', ')} and headroom ${HEADROOMS.join(', ')}`);

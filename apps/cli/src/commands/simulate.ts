@@ -61,7 +61,7 @@ export function parseSimulateFlags(flags: SimulateFlags): { twinPath: string; da
 function printedPick(pick: StagePick | null): PrintedPick | null {
   if (pick === null) return null;
   const { layers, hiddenChannels, batchSize, parameters, peakMiB, stepSeconds, cycleMinutes, inWindow } = pick;
-  // Microseconds and milliseconds are finer than any trial measures; more digits are float noise.
+  // Microseconds and milliseconds are finer than any trial measures, so more digits are float noise.
   const rounded = (value: number | null, digits: number) => (value === null ? null : Number(value.toFixed(digits)));
   return { layers, hiddenChannels, batchSize, parameters, peakMiB, stepSeconds: rounded(stepSeconds, 6), cycleMinutes: rounded(cycleMinutes, 5), inWindow };
 }

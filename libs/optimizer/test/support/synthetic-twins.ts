@@ -61,7 +61,7 @@ export const UNSEEN_SYNTHETIC_TWIN_SPECS: SyntheticTwinSpec[] = [
   { name: 'unseen-141gb', memoryTotalMiB: 144384, granularityMiB: 2, seed: 55, lawSeed: 505, squaredFraction: 0.002, slowdown: 0.8 },
 ];
 
-/** Returns a Mulberry32 generator of numbers in [0, 1): small and seeded, enough for reproducible jitter. */
+/** Returns a seeded Mulberry32 generator of numbers in [0, 1). It is small and enough for reproducible jitter. */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
